@@ -1,0 +1,120 @@
+/**
+ * Logging: winston with syslog levels (MongooseIM's `loglevel` names map onto them) and a tag per
+ * line in the manner of CommuniGate Pro's System Log, so an operator can grep one kind of traffic:
+ *   XMPPI incoming S2S, XMPPO outgoing S2S, XMPPS client, COMP component, plus our own SYS/HTTP.
+ * Each line also carries the actor id and that actor's current state when there is one.
+ */
+import winston from "winston";
+
+export type LogTag = "XMPPI" | "XMPPO" | "XMPPS" | "COMP" | "SYS" | "HTTP" | "CONF";
+export type LogFormat = "text" | "json";
+/** MongooseIM's `[general] loglevel` values. */
+export type MongooseLogLevel =
+  | "none"
+  | "emergency"
+  | "alert"
+  | "critical"
+  | "error"
+  | "warning"
+  | "notice"
+  | "info"
+  | "debug"
+  | "all";
+export type LogLevel = "emerg" | "alert" | "crit" | "error" | "warning" | "notice" | "info" | "debug";
+
+const LEVEL_OF: Record<MongooseLogLevel, LogLevel | "silent"> = {
+  none: "silent",
+  emergency: "emerg",
+  alert: "alert",
+  critical: "crit",
+  error: "error",
+  warning: "warning",
+  notice: "notice",
+  info: "info",
+  debug: "debug",
+  all: "debug",
+};
+
+export interface Logger {
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+  warning(message: string, fields?: Record<string, unknown>): void;
+  notice(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  debug(message: string, fields?: Record<string, unknown>): void;
+  /** A logger for one actor: every line names it and, through `state()`, its current state. */
+  child(tag: LogTag, actor?: string, state?: () => string | undefined): Logger;
+  isDebug(): boolean;
+}
+
+const textFormat = winston.format.printf((info) => {
+  const { level, message, timestamp, tag, actor, state, ...rest } = info as Record<string, unknown>;
+  const head = [String(timestamp), String(level).toUpperCase().padEnd(7), String(tag ?? "SYS")];
+  if (actor !== undefined) head.push(String(actor));
+  if (state !== undefined) head.push(`[${String(state)}]`);
+  const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : "";
+  return `${head.join(" ")} ${String(message)}${extra}`;
+});
+
+export interface LogOptions {
+  level: MongooseLogLevel;
+  format: LogFormat;
+  /** Defaults to stderr, so stdout stays free for `check-config` output. */
+  stream?: NodeJS.WritableStream;
+}
+
+export function createLogger(options: LogOptions): Logger {
+  const level = LEVEL_OF[options.level];
+  const winstonLogger = winston.createLogger({
+    levels: winston.config.syslog.levels,
+    level: level === "silent" ? "emerg" : level,
+    silent: level === "silent",
+    format: winston.format.combine(
+      winston.format.timestamp(),
+      options.format === "json" ? winston.format.json() : textFormat,
+    ),
+    transports: [
+      options.stream
+        ? new winston.transports.Stream({ stream: options.stream })
+        : new winston.transports.Console({ stderrLevels: Object.keys(winston.config.syslog.levels) }),
+    ],
+  });
+  return wrap(winstonLogger, { tag: "SYS" }, undefined);
+}
+
+function wrap(
+  target: winston.Logger,
+  base: Record<string, unknown>,
+  state: (() => string | undefined) | undefined,
+): Logger {
+  const debugEnabled = target.isLevelEnabled("debug");
+  const write = (level: LogLevel, message: string, fields?: Record<string, unknown>): void => {
+    if (!target.isLevelEnabled(level)) return;
+    const current = state?.();
+    target.log({ level, message, ...base, ...(current === undefined ? {} : { state: current }), ...fields });
+  };
+  return {
+    log: write,
+    error: (m, f) => {
+      write("error", m, f);
+    },
+    warning: (m, f) => {
+      write("warning", m, f);
+    },
+    notice: (m, f) => {
+      write("notice", m, f);
+    },
+    info: (m, f) => {
+      write("info", m, f);
+    },
+    debug: (m, f) => {
+      write("debug", m, f);
+    },
+    child: (tag, actor, childState) =>
+      wrap(target, actor === undefined ? { tag } : { tag, actor }, childState ?? state),
+    isDebug: () => debugEnabled,
+  };
+}
+
+/** A logger that drops everything: for unit tests that do not look at logs. */
+export const silentLogger: Logger = createLogger({ level: "none", format: "text" });
