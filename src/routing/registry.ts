@@ -1,0 +1,183 @@
+/**
+ * The registry of root actors: a plain Map, as ARCHITECTURE.md principle 2 asks (thousands of
+ * children spawned into one XState system are quadratic). Every actor is created here with the
+ * shared inspect observer, supervised through `subscribe({ error, complete })`, and reported to the
+ * router machine, whose emitted decisions (restart, release, drain, force stop) are carried out here.
+ */
+import { createActor, type AnyActorRef, type AnyStateMachine, type InputFrom, type Observer } from "xstate";
+import type { InspectionEvent } from "xstate";
+import { routerMachine, type ChildKind, type RouterEmitted } from "../../machines/router.js";
+import type { LogEmitted } from "../../machines/events.js";
+import type { Logger, LogTag } from "../log.js";
+import { stateLabel } from "../../machines/stateLabel.js";
+
+export interface ChildSpec<TLogic extends AnyStateMachine> {
+  key: string;
+  kind: ChildKind;
+  logic: TLogic;
+  input: InputFrom<TLogic>;
+  /** Queues can be restarted after a crash; a connection cannot (its socket is gone). */
+  restartable: boolean;
+  /** Frees what the child held outside the actor (socket, buffered stanzas to bounce). */
+  release?: (reason: string) => void;
+}
+
+interface Entry {
+  spec: ChildSpec<AnyStateMachine>;
+  actor: AnyActorRef;
+}
+
+const TAG_OF: Record<ChildKind, LogTag> = {
+  s2sIn: "XMPPI",
+  s2sOut: "XMPPO",
+  queue: "XMPPO",
+  dialbackVerify: "XMPPO",
+  component: "COMP",
+};
+
+export interface RegistryOptions {
+  log: Logger;
+  /** Observers of every actor's inspection events (metrics, debug views). */
+  inspectors?: ((event: InspectionEvent) => void)[];
+  drainTimeoutMs?: number;
+  /** Called once the drain is over (all children gone or timed out). */
+  onStopped?: () => void;
+  /** Called when the drain begins, before children are asked to close (close listeners here). */
+  onDrain?: () => void;
+}
+
+export class ActorRegistry {
+  private readonly entries = new Map<string, Entry>();
+  private readonly log: Logger;
+  private readonly inspect: Observer<InspectionEvent> | undefined;
+  readonly router;
+
+  constructor(private readonly options: RegistryOptions) {
+    this.log = options.log;
+    const inspectors = options.inspectors ?? [];
+    this.inspect =
+      inspectors.length === 0
+        ? undefined
+        : {
+            next: (event) => {
+              for (const inspector of inspectors) inspector(event);
+            },
+          };
+    this.router = createActor(routerMachine, {
+      input: { drainTimeoutMs: options.drainTimeoutMs ?? 1500 },
+      inspect: this.inspect,
+    });
+    this.router.on("*", (effect) => {
+      this.carryOut(effect);
+    });
+    this.router.subscribe({
+      complete: () => options.onStopped?.(),
+      error: (err) => {
+        // A router crash is fatal (ARCHITECTURE: let it crash at the top; all state is soft).
+        this.log.error(`router crashed: ${describe(err)}`);
+        this.forceStopAll("router crashed");
+        options.onStopped?.();
+      },
+    });
+    this.router.start();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string): AnyActorRef | undefined {
+    return this.entries.get(key)?.actor;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.entries.keys();
+  }
+
+  /** Creates, supervises and starts a root actor under `spec.key` (which must be free). */
+  start<TLogic extends AnyStateMachine>(spec: ChildSpec<TLogic>): AnyActorRef {
+    if (this.entries.has(spec.key)) throw new Error(`actor ${spec.key} already exists`);
+    const entry: Entry = { spec: spec as ChildSpec<AnyStateMachine>, actor: this.create(spec) };
+    this.entries.set(spec.key, entry);
+    this.router.send({ type: "CHILD_STARTED", key: spec.key, kind: spec.kind });
+    entry.actor.start();
+    return entry.actor;
+  }
+
+  shutdown(): void {
+    this.router.send({ type: "SHUTDOWN" });
+  }
+
+  private create(spec: ChildSpec<AnyStateMachine>): AnyActorRef {
+    const actor: AnyActorRef = createActor(spec.logic, {
+      id: spec.key,
+      input: spec.input as unknown,
+      inspect: this.inspect,
+    });
+    const log = this.log.child(TAG_OF[spec.kind], spec.key, () => stateLabel(actor));
+    actor.on("log", (emitted: LogEmitted) => {
+      log.log(emitted.level, emitted.message);
+    });
+    actor.subscribe({
+      complete: () => {
+        // Only the current incarnation of a key may report (a restart replaces the actor).
+        if (this.entries.get(spec.key)?.actor === actor) this.router.send({ type: "CHILD_DONE", key: spec.key });
+      },
+      error: (err) => {
+        log.error(`actor crashed: ${describe(err)}`);
+        if (this.entries.get(spec.key)?.actor === actor) {
+          this.router.send({
+            type: "CHILD_FAILED",
+            key: spec.key,
+            restartable: spec.restartable,
+            error: describe(err),
+          });
+        }
+      },
+    });
+    return actor;
+  }
+
+  private carryOut(effect: RouterEmitted): void {
+    switch (effect.type) {
+      case "restartChild": {
+        const entry = this.entries.get(effect.key);
+        if (!entry) return;
+        this.log.warning(`restarting ${effect.key}`);
+        entry.actor = this.create(entry.spec);
+        entry.actor.start();
+        return;
+      }
+      case "releaseChild": {
+        const entry = this.entries.get(effect.key);
+        if (!entry) return;
+        this.entries.delete(effect.key);
+        entry.spec.release?.(effect.reason);
+        return;
+      }
+      case "drain": {
+        if (effect.key === undefined) this.options.onDrain?.();
+        const targets =
+          effect.key === undefined ? [...this.entries.values()] : [this.entries.get(effect.key)];
+        for (const entry of targets) entry?.actor.send({ type: "SHUTDOWN" });
+        return;
+      }
+      case "forceStop":
+        this.forceStopAll("shutdown timed out");
+        return;
+    }
+  }
+
+  private forceStopAll(reason: string): void {
+    for (const [key, entry] of this.entries) {
+      this.log.warning(`forcing ${key} to stop: ${reason}`);
+      this.entries.delete(key);
+      entry.actor.stop();
+      entry.spec.release?.(reason);
+    }
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
