@@ -51,6 +51,7 @@ export const routerMachine = setup({
   types: {
     context: {} as RouterContext,
     events: {} as RouterEvent,
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- XState reads the type only
     input: {} as RouterInput,
     emitted: {} as RouterEmitted,
   },
