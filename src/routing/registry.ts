@@ -118,10 +118,19 @@ export class ActorRegistry {
     actor.on("log", (emitted: LogEmitted) => {
       log.log(emitted.level, emitted.message);
     });
+    let previous: string | undefined;
     actor.subscribe({
+      next: () => {
+        // Control events only reach machines, so logging every state change costs little.
+        if (!log.isDebug()) return;
+        const current = stateLabel(actor);
+        if (current !== previous) log.debug(`state ${previous ?? "(start)"} -> ${current ?? "?"}`);
+        previous = current;
+      },
       complete: () => {
         // Only the current incarnation of a key may report (a restart replaces the actor).
-        if (this.entries.get(spec.key)?.actor === actor) this.router.send({ type: "CHILD_DONE", key: spec.key });
+        if (this.entries.get(spec.key)?.actor === actor)
+          this.router.send({ type: "CHILD_DONE", key: spec.key });
       },
       error: (err) => {
         log.error(`actor crashed: ${describe(err)}`);

@@ -54,7 +54,7 @@ describe("actor registry and router supervision", () => {
     const second = registry.get("q:1");
     assert.ok(second);
     assert.notEqual(second, first);
-    assert.equal(second.getSnapshot().status, "active");
+    assert.equal((second.getSnapshot() as { status: string }).status, "active");
     assert.deepEqual(released, []);
   });
 
@@ -94,7 +94,13 @@ describe("actor registry and router supervision", () => {
   it("drains every child on shutdown, then reports stopped", () => {
     const { registry, stopped } = makeRegistry();
     for (const key of ["a", "b", "c"]) {
-      registry.start({ key, kind: "s2sIn", logic: child, input: { ignoreShutdown: false }, restartable: false });
+      registry.start({
+        key,
+        kind: "s2sIn",
+        logic: child,
+        input: { ignoreShutdown: false },
+        restartable: false,
+      });
     }
     registry.shutdown();
     assert.equal(registry.size, 0);

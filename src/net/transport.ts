@@ -1,0 +1,175 @@
+/**
+ * One XMPP connection's I/O: the socket, the stream parser in front of it and the write path.
+ * A machine drives it through TransportCommands and hears from it through TransportEvents (both
+ * in machines/events.ts); the socket itself never enters a machine's context.
+ *
+ * Writes are batched per tick (cork, then uncork on the next tick), so a burst of stanzas leaves
+ * in one TCP segment instead of one write() each.
+ */
+import type { Socket } from "node:net";
+import type { PeerStreamHeader, TransportCommand, TransportEvent } from "../../machines/events.js";
+import type { Logger } from "../log.js";
+import type { Element } from "../xml/element.js";
+import { serialize, streamHeader, STREAM_FOOTER } from "../xml/serialize.js";
+import { StreamParser, type StreamHeader } from "../xml/streamParser.js";
+import { streamError } from "../xmpp/streamErrors.js";
+
+export interface TransportOptions {
+  id: string;
+  socket: Socket;
+  /** The stream's content namespace, used when a header must be sent only to carry an error. */
+  defaultNs: string;
+  maxStanzaSize: number;
+  log: Logger;
+  /** How long to wait for the peer's `</stream:stream>` after ours before cutting the TCP link. */
+  closeGraceMs?: number;
+}
+
+export class XmppTransport {
+  readonly id: string;
+  readonly socket: Socket;
+  bytesIn = 0;
+  bytesOut = 0;
+  private readonly parser: StreamParser;
+  private readonly options: TransportOptions;
+  private sink: ((event: TransportEvent) => void) | undefined;
+  private headerSent = false;
+  /** We sent `</stream:stream>`: input is ignored until the peer closes too. */
+  private closing = false;
+  private peerEnded = false;
+  private closedReported = false;
+  private corked = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: TransportOptions) {
+    this.options = options;
+    this.id = options.id;
+    this.socket = options.socket;
+    this.parser = new StreamParser(
+      {
+        onHeader: (header) => {
+          this.emit({ type: "STREAM_HEADER", header: peerHeader(header) });
+        },
+        onElement: (element) => {
+          this.emit({ type: "ELEMENT", element });
+        },
+        onEnd: () => {
+          this.peerEnded = true;
+          if (this.closing) this.socket.end();
+          else this.emit({ type: "STREAM_END" });
+        },
+        onError: (condition, text) => {
+          this.emit({ type: "XML_ERROR", condition, text });
+        },
+      },
+      { maxStanzaSize: options.maxStanzaSize },
+    );
+  }
+
+  /** Connects the transport to its machine and starts reading. */
+  attach(sink: (event: TransportEvent) => void): void {
+    this.sink = sink;
+    this.socket.on("data", (chunk: Buffer) => {
+      this.bytesIn += chunk.length;
+      this.parser.write(chunk);
+    });
+    this.socket.on("error", (err) => {
+      this.options.log.debug(`socket error: ${err.message}`);
+    });
+    this.socket.on("close", (hadError) => {
+      this.clearGrace();
+      if (this.closedReported) return;
+      this.closedReported = true;
+      this.sink?.({ type: "SOCKET_CLOSED", ...(hadError ? { error: "socket error" } : {}) });
+    });
+  }
+
+  command(command: TransportCommand): void {
+    switch (command.type) {
+      case "OPEN_STREAM":
+        this.headerSent = true;
+        this.write(streamHeader(command.attrs));
+        return;
+      case "SEND":
+        this.send(command.element);
+        return;
+      case "CLOSE_STREAM":
+        this.closeStream(command.error);
+        return;
+      case "RESET_PARSER":
+        this.parser.reset();
+        return;
+    }
+  }
+
+  send(element: Element): void {
+    if (this.closing) return;
+    this.write(serialize(element));
+  }
+
+  /** Tears the socket down at once (actor stopped, forced shutdown). Idempotent. */
+  destroy(): void {
+    this.clearGrace();
+    this.closedReported = true;
+    this.socket.destroy();
+  }
+
+  private closeStream(
+    error: { condition: Parameters<typeof streamError>[0]; text?: string } | undefined,
+  ): void {
+    if (this.closing || this.socket.destroyed) return;
+    // RFC 6120 §4.9.1.2: an error before our header still needs a header to make sense.
+    if (!this.headerSent) {
+      this.headerSent = true;
+      this.write(streamHeader({ defaultNs: this.options.defaultNs, id: this.id }));
+    }
+    if (error) this.write(serialize(streamError(error.condition, error.text)));
+    this.write(STREAM_FOOTER);
+    this.closing = true;
+    // After a stream error, or once the peer has closed its side, there is nothing left to wait for.
+    if (error !== undefined || this.peerEnded) this.socket.end();
+    this.graceTimer = setTimeout(() => this.socket.destroy(), this.options.closeGraceMs ?? 1000);
+    this.graceTimer.unref();
+  }
+
+  private write(data: string): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    this.bytesOut += Buffer.byteLength(data);
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(data);
+  }
+
+  private emit(event: TransportEvent): void {
+    if (this.closing && event.type !== "SOCKET_CLOSED") return;
+    this.sink?.(event);
+  }
+
+  private clearGrace(): void {
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+  }
+}
+
+function peerHeader(header: StreamHeader): PeerStreamHeader {
+  const prefixes: Record<string, string> = {};
+  for (const [name, value] of Object.entries(header.attrs)) {
+    if (name.startsWith("xmlns:")) prefixes[name.slice(6)] = value;
+  }
+  const { to, from, id, version } = header.attrs;
+  return {
+    defaultNs: header.defaultNs,
+    ns: header.ns,
+    prefixes,
+    ...(to === undefined ? {} : { to }),
+    ...(from === undefined ? {} : { from }),
+    ...(id === undefined ? {} : { id }),
+    ...(version === undefined ? {} : { version }),
+  };
+}
