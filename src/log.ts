@@ -10,16 +10,7 @@ export type LogTag = "XMPPI" | "XMPPO" | "XMPPS" | "COMP" | "SYS" | "HTTP" | "CO
 export type LogFormat = "text" | "json";
 /** MongooseIM's `[general] loglevel` values. */
 export type MongooseLogLevel =
-  | "none"
-  | "emergency"
-  | "alert"
-  | "critical"
-  | "error"
-  | "warning"
-  | "notice"
-  | "info"
-  | "debug"
-  | "all";
+  "none" | "emergency" | "alert" | "critical" | "error" | "warning" | "notice" | "info" | "debug" | "all";
 export type LogLevel = "emerg" | "alert" | "crit" | "error" | "warning" | "notice" | "info" | "debug";
 
 const LEVEL_OF: Record<MongooseLogLevel, LogLevel | "silent"> = {
@@ -47,11 +38,22 @@ export interface Logger {
   isDebug(): boolean;
 }
 
+/** The fields every line may carry, as `wrap` below puts them there. */
+interface LineFields {
+  level: string;
+  message: unknown;
+  timestamp?: string;
+  tag?: string;
+  actor?: string;
+  state?: string;
+  [field: string]: unknown;
+}
+
 const textFormat = winston.format.printf((info) => {
-  const { level, message, timestamp, tag, actor, state, ...rest } = info as Record<string, unknown>;
-  const head = [String(timestamp), String(level).toUpperCase().padEnd(7), String(tag ?? "SYS")];
-  if (actor !== undefined) head.push(String(actor));
-  if (state !== undefined) head.push(`[${String(state)}]`);
+  const { level, message, timestamp, tag, actor, state, ...rest } = info as LineFields;
+  const head = [timestamp ?? "", level.toUpperCase().padEnd(7), tag ?? "SYS"];
+  if (actor !== undefined) head.push(actor);
+  if (state !== undefined) head.push(`[${state}]`);
   const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : "";
   return `${head.join(" ")} ${String(message)}${extra}`;
 });
@@ -65,6 +67,9 @@ export interface LogOptions {
 
 export function createLogger(options: LogOptions): Logger {
   const level = LEVEL_OF[options.level];
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Console({ stderrLevels: Object.keys(winston.config.syslog.levels) });
   const winstonLogger = winston.createLogger({
     levels: winston.config.syslog.levels,
     level: level === "silent" ? "emerg" : level,
@@ -73,11 +78,9 @@ export function createLogger(options: LogOptions): Logger {
       winston.format.timestamp(),
       options.format === "json" ? winston.format.json() : textFormat,
     ),
-    transports: [
-      options.stream
-        ? new winston.transports.Stream({ stream: options.stream })
-        : new winston.transports.Console({ stderrLevels: Object.keys(winston.config.syslog.levels) }),
-    ],
+    // winston's transports are typed against a second copy of winston-transport's class.
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
+    transports: [transport],
   });
   return wrap(winstonLogger, { tag: "SYS" }, undefined);
 }
