@@ -15,7 +15,9 @@ export interface ServerFeatureOffer {
 export function serverFeatures(offer: ServerFeatureOffer): Element {
   const features = el("stream:features");
   if (offer.starttls !== "none") {
-    features.append(el("starttls", { xmlns: NS.TLS }, ...(offer.starttls === "required" ? [el("required")] : [])));
+    features.append(
+      el("starttls", { xmlns: NS.TLS }, ...(offer.starttls === "required" ? [el("required")] : [])),
+    );
   }
   if (offer.saslMechanisms && offer.saslMechanisms.length > 0) {
     features.append(

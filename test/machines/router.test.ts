@@ -30,7 +30,8 @@ describe("router machine", () => {
   it("restarts a restartable child at most restartIntensity times per period, then releases it", () => {
     const { actor, effects } = start({ restartIntensity: 2, restartPeriodMs: 60_000 });
     actor.send({ type: "CHILD_STARTED", key: "q:a:b", kind: "queue" });
-    for (let i = 0; i < 3; i++) actor.send({ type: "CHILD_FAILED", key: "q:a:b", restartable: true, error: "x" });
+    for (let i = 0; i < 3; i++)
+      actor.send({ type: "CHILD_FAILED", key: "q:a:b", restartable: true, error: "x" });
     assert.deepEqual(
       effects.map((e) => e.type),
       ["restartChild", "restartChild", "releaseChild"],
