@@ -17,6 +17,8 @@ export interface PeerStreamHeader {
   version?: string;
   /** Namespace prefixes declared on the header, e.g. { db: "jabber:server:dialback" }. */
   prefixes: Record<string, string>;
+  /** Every attribute as written (extensions such as MongooseIM's `is_subdomain` live here). */
+  attrs: Record<string, string>;
 }
 
 /** What a transport (socket + parser, in src/net) tells the machine that owns it. */
@@ -24,7 +26,8 @@ export type TransportEvent =
   | { type: "STREAM_HEADER"; header: PeerStreamHeader }
   | { type: "ELEMENT"; element: Element }
   | { type: "STREAM_END" }
-  | { type: "XML_ERROR"; condition: StreamErrorCondition; text: string }
+  /** The peer broke the stream (bad XML, or a protocol violation seen on the stanza path). */
+  | { type: "STREAM_ERROR"; condition: StreamErrorCondition; text: string }
   | { type: "SOCKET_CLOSED"; error?: string };
 
 /** What a machine asks its transport to do. */

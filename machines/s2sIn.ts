@@ -142,7 +142,7 @@ export const s2sInMachine = setup({
       target: ".closed",
       actions: assign({ closeReason: ({ context }) => context.closeReason ?? "peer closed" }),
     },
-    XML_ERROR: {
+    STREAM_ERROR: {
       target: ".closing",
       actions: [
         { type: "recordClose", params: ({ event }) => ({ condition: event.condition, text: event.text }) },

@@ -12,7 +12,8 @@ import type { Logger } from "../log.js";
 import type { Element } from "../xml/element.js";
 import { serialize, streamHeader, STREAM_FOOTER } from "../xml/serialize.js";
 import { StreamParser, type StreamHeader } from "../xml/streamParser.js";
-import { streamError } from "../xmpp/streamErrors.js";
+import { streamError, type StreamErrorCondition } from "../xmpp/streamErrors.js";
+import type { Shaper } from "./shaper.js";
 
 export interface TransportOptions {
   id: string;
@@ -23,6 +24,8 @@ export interface TransportOptions {
   log: Logger;
   /** How long to wait for the peer's `</stream:stream>` after ours before cutting the TCP link. */
   closeGraceMs?: number;
+  /** Limits how fast the peer may send (`shaper` / `shaper_rule`). */
+  shaper?: Shaper;
 }
 
 export class XmppTransport {
@@ -40,6 +43,12 @@ export class XmppTransport {
   private closedReported = false;
   private corked = false;
   private graceTimer: NodeJS.Timeout | undefined;
+  private shaperTimer: NodeJS.Timeout | undefined;
+  /**
+   * Once a stream is established, its stanzas go here instead of becoming machine events
+   * (ARCHITECTURE.md principle 1: no statechart event per stanza).
+   */
+  stanzaSink: ((stanza: Element) => void) | undefined;
 
   constructor(options: TransportOptions) {
     this.options = options;
@@ -51,7 +60,8 @@ export class XmppTransport {
           this.emit({ type: "STREAM_HEADER", header: peerHeader(header) });
         },
         onElement: (element) => {
-          this.emit({ type: "ELEMENT", element });
+          if (this.stanzaSink && !this.closing) this.stanzaSink(element);
+          else this.emit({ type: "ELEMENT", element });
         },
         onEnd: () => {
           this.peerEnded = true;
@@ -59,7 +69,7 @@ export class XmppTransport {
           else this.emit({ type: "STREAM_END" });
         },
         onError: (condition, text) => {
-          this.emit({ type: "XML_ERROR", condition, text });
+          this.emit({ type: "STREAM_ERROR", condition, text });
         },
       },
       { maxStanzaSize: options.maxStanzaSize },
@@ -72,6 +82,7 @@ export class XmppTransport {
     this.socket.on("data", (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       this.parser.write(chunk);
+      this.shape(chunk.length);
     });
     this.socket.on("error", (err) => {
       this.options.log.debug(`socket error: ${err.message}`);
@@ -102,9 +113,29 @@ export class XmppTransport {
     }
   }
 
-  send(element: Element): void {
-    if (this.closing) return;
+  /** Writes a stanza; false when the stream is closing or closed and it was not written. */
+  send(element: Element): boolean {
+    if (!this.isOpen) return false;
     this.write(serialize(element));
+    return true;
+  }
+
+  get isOpen(): boolean {
+    return !this.closing && !this.socket.destroyed && !this.socket.writableEnded;
+  }
+
+  /** The socket's buffer is full: hold further stanzas until `drain`. */
+  get congested(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  onDrain(listener: () => void): void {
+    this.socket.on("drain", listener);
+  }
+
+  /** A protocol violation found on the stanza path: the machine ends the stream with this error. */
+  fail(condition: StreamErrorCondition, text: string): void {
+    this.emit({ type: "STREAM_ERROR", condition, text });
   }
 
   /** Tears the socket down at once (actor stopped, forced shutdown). Idempotent. */
@@ -151,9 +182,21 @@ export class XmppTransport {
     this.sink?.(event);
   }
 
+  private shape(bytes: number): void {
+    const pause = this.options.shaper?.update(bytes) ?? 0;
+    if (pause <= 0 || this.shaperTimer !== undefined) return;
+    this.socket.pause();
+    this.shaperTimer = setTimeout(() => {
+      this.shaperTimer = undefined;
+      if (!this.socket.destroyed) this.socket.resume();
+    }, pause);
+  }
+
   private clearGrace(): void {
     if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
+    if (this.shaperTimer !== undefined) clearTimeout(this.shaperTimer);
+    this.shaperTimer = undefined;
   }
 }
 
@@ -167,6 +210,7 @@ function peerHeader(header: StreamHeader): PeerStreamHeader {
     defaultNs: header.defaultNs,
     ns: header.ns,
     prefixes,
+    attrs: header.attrs,
     ...(to === undefined ? {} : { to }),
     ...(from === undefined ? {} : { from }),
     ...(id === undefined ? {} : { id }),

@@ -32,6 +32,7 @@ function header(attrs: Partial<PeerStreamHeader> = {}): PeerStreamHeader {
     ns: NS.STREAM,
     defaultNs: NS.SERVER,
     prefixes: { stream: NS.STREAM, db: NS.DIALBACK },
+    attrs: {},
     to: "a.example",
     from: "b.example",
     version: "1.0",
@@ -119,7 +120,7 @@ describe("s2sIn machine", () => {
 
   it("turns parser errors into the matching stream error", () => {
     const { actor, commands } = start();
-    actor.send({ type: "XML_ERROR", condition: "restricted-xml", text: "comment" });
+    actor.send({ type: "STREAM_ERROR", condition: "restricted-xml", text: "comment" });
     assert.equal(closeCondition(commands), "restricted-xml");
     assert.equal(actor.getSnapshot().context.closeReason, "restricted-xml");
   });
