@@ -1,0 +1,50 @@
+/**
+ * Stanzas a component sends (XEP-0114 §3: every stanza carries `from` and `to`; `from` must be in the
+ * component's domain). A bad address gets a stanza error straight back on the component's stream,
+ * as MongooseIM's `check_from` does; anything that is not a stanza ends the stream.
+ */
+import type { Element } from "../xml/element.js";
+import { CONTENT_NAMESPACES } from "../xmpp/namespaces.js";
+import { Jid } from "../xmpp/jid.js";
+import { bounce, stanzaKind, type StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
+import type { XmppTransport } from "../net/transport.js";
+import type { ComponentLink } from "./components.js";
+import type { StanzaRouter } from "./stanzaRouter.js";
+
+export function componentIngress(
+  link: ComponentLink,
+  transport: XmppTransport,
+  router: StanzaRouter,
+  checkFrom: boolean,
+): (stanza: Element) => void {
+  const refuse = (stanza: Element, condition: StanzaErrorCondition, text: string): void => {
+    const reply = bounce(stanza, condition, { text });
+    if (reply) link.reply(reply);
+  };
+  return (stanza) => {
+    if (stanzaKind(stanza) === undefined) {
+      transport.fail("unsupported-stanza-type", `<${stanza.name}/> is not a stanza`);
+      return;
+    }
+    link.stanzasIn++;
+    // The stanza leaves the jabber:component:accept stream: let it take the next stream's namespace.
+    const ns = stanza.attrs.xmlns;
+    if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) delete stanza.attrs.xmlns;
+
+    const from = Jid.tryParse(stanza.attrs.from ?? "");
+    if (from === undefined) {
+      refuse(stanza, "jid-malformed", "a component's stanzas need a valid 'from'");
+      return;
+    }
+    if (checkFrom && !link.serves(from.domain)) {
+      refuse(stanza, "bad-request", `'from' must be in ${link.domains.join(" or ")} (check_from)`);
+      return;
+    }
+    const to = Jid.tryParse(stanza.attrs.to ?? "");
+    if (to === undefined) {
+      refuse(stanza, "jid-malformed", "a component's stanzas need a valid 'to'");
+      return;
+    }
+    router.route(stanza, from, to);
+  };
+}
