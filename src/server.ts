@@ -1,23 +1,38 @@
 /**
- * A running Ferry: listeners, the transports table, the actor registry with its router, and the
- * machines provided with their real I/O. `startServer` resolves once every listener is bound;
- * `stop()` drains (streams end with <system-shutdown/>) and resolves when everything is closed.
+ * A running Ferry: listeners, the transports table, the actor registry with its router, the
+ * stanza router, and the machines provided with their real I/O. `startServer` resolves once every
+ * listener is bound; `stop()` drains (streams end with <system-shutdown/>) and resolves when
+ * everything is closed.
  */
 import { randomBytes } from "node:crypto";
 import type { AddressInfo, Server, Socket } from "node:net";
+import type { AnyStateMachine, InputFrom } from "xstate";
 import { s2sInMachine } from "../machines/s2sIn.js";
+import { componentDomains, componentMachine } from "../machines/component.js";
+import type { ChildKind } from "../machines/router.js";
 import type { Config } from "./config/schema.js";
-import type { Logger } from "./log.js";
+import type { Logger, LogTag } from "./log.js";
+import { StanzaCounters } from "./metrics/stanzaCounters.js";
 import { listenTcp, stopListening } from "./net/listen.js";
+import { Shaper } from "./net/shaper.js";
 import { XmppTransport } from "./net/transport.js";
 import { transportActor, type TransportTable } from "./net/transportActor.js";
+import { compileAccess } from "./routing/access.js";
+import { ComponentLink, ComponentTable } from "./routing/components.js";
+import { componentIngress } from "./routing/fromComponent.js";
+import { hostedDomains } from "./routing/hostedDomains.js";
 import { ActorRegistry } from "./routing/registry.js";
+import { StanzaRouter } from "./routing/stanzaRouter.js";
+import { handshakeMatches } from "./xmpp/handshake.js";
 import { NS } from "./xmpp/namespaces.js";
 
 export interface FerryServer {
   readonly registry: ActorRegistry;
+  readonly router: StanzaRouter;
+  readonly components: ComponentTable;
+  readonly counters: StanzaCounters;
   /** Bound addresses per listener kind, in config order (port 0 in tests gets a real port here). */
-  readonly addresses: { s2s: AddressInfo[] };
+  readonly addresses: { s2s: AddressInfo[]; service: AddressInfo[] };
   /** Drains and closes everything; resolves when done. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -30,6 +45,16 @@ export interface ServerOptions {
 /** RFC 6120 §4.7.3: stream ids must be unpredictable; 128 bits, hex like jabberd14's listing. */
 function newStreamId(): string {
   return randomBytes(16).toString("hex");
+}
+
+/** What one listener's accepted sockets become. */
+interface StreamKind<TLogic extends AnyStateMachine> {
+  kind: ChildKind;
+  tag: LogTag;
+  keyPrefix: string;
+  defaultNs: string;
+  logic: TLogic;
+  input: (streamId: string) => InputFrom<TLogic>;
 }
 
 export async function startServer(
@@ -59,12 +84,43 @@ export async function startServer(
     },
   });
 
-  const s2sIn = s2sInMachine.provide({ actors: { transport: transportActor(transports) } });
+  const counters = new StanzaCounters();
+  const components = new ComponentTable();
+  // The router and the hosted domains refer to each other (replies are routed); bind late.
+  const routeLog = log.child("SYS", "router");
+  const router: StanzaRouter = new StanzaRouter(
+    components,
+    hostedDomains({
+      hosts,
+      discoItems: config.general.disco_items,
+      components,
+      counters,
+      send: (stanza, from, to) => {
+        router.route(stanza, from, to);
+      },
+      bounce: (stanza, condition, text) => {
+        router.bounce(stanza, condition, text);
+      },
+    }),
+    counters,
+    routeLog,
+  );
+  const bounce = router.bounce.bind(router);
 
-  const addresses: { s2s: AddressInfo[] } = { s2s: [] };
-  try {
-    for (const listener of config.listen.s2s) {
-      const server = await listenTcp(
+  const shaperFor = (name: string): Shaper | undefined => {
+    const shaper = name === "none" ? undefined : config.shaper[name];
+    return shaper === undefined ? undefined : new Shaper(shaper.max_rate);
+  };
+
+  async function serve<TLogic extends AnyStateMachine>(
+    listener: Config["listen"]["s2s"][number] | Config["listen"]["service"][number],
+    where: string,
+    stream: StreamKind<TLogic>,
+    shaper: string,
+  ): Promise<AddressInfo> {
+    let server: Server;
+    try {
+      server = await listenTcp(
         {
           port: listener.port,
           host: listener.ip_address,
@@ -73,24 +129,25 @@ export async function startServer(
         },
         (socket: Socket) => {
           const streamId = newStreamId();
+          const key = `${stream.keyPrefix}:${streamId}`;
+          const connLog = log.child(stream.tag, key);
           const transport = new XmppTransport({
             id: streamId,
             socket,
-            defaultNs: NS.SERVER,
+            defaultNs: stream.defaultNs,
             maxStanzaSize: listener.max_stanza_size,
-            log: log.child("XMPPI", `in:${streamId}`),
+            log: connLog,
+            shaper: shaperFor(shaper),
           });
           transports.set(streamId, transport);
-          log
-            .child("XMPPI", `in:${streamId}`)
-            .debug(
-              `accepted ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0} on ${listener.ip_address}:${listener.port}`,
-            );
+          connLog.debug(
+            `accepted ${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0} on ${listener.ip_address}:${listener.port}`,
+          );
           registry.start({
-            key: `in:${streamId}`,
-            kind: "s2sIn",
-            logic: s2sIn,
-            input: { streamId, hosts, stateTimeoutMs: listener.state_timeout, starttls: "none" },
+            key,
+            kind: stream.kind,
+            logic: stream.logic,
+            input: stream.input(streamId),
             restartable: false,
             release: () => {
               transports.get(streamId)?.destroy();
@@ -99,9 +156,110 @@ export async function startServer(
           });
         },
       );
-      servers.push(server);
-      addresses.s2s.push(server.address() as AddressInfo);
-      log.notice(`S2S listener on ${listener.ip_address}:${(server.address() as AddressInfo).port}`);
+    } catch (err) {
+      throw new Error(
+        `${where}: cannot listen on ${listener.ip_address}:${listener.port}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
+    servers.push(server);
+    const address = server.address() as AddressInfo;
+    log.notice(`${where} listening on ${listener.ip_address}:${address.port}`);
+    return address;
+  }
+
+  const s2sIn = s2sInMachine.provide({ actors: { transport: transportActor(transports) } });
+  const addresses: FerryServer["addresses"] = { s2s: [], service: [] };
+  try {
+    for (const [index, listener] of config.listen.s2s.entries()) {
+      addresses.s2s.push(
+        await serve(
+          listener,
+          `listen.s2s[${index}]`,
+          {
+            kind: "s2sIn",
+            tag: "XMPPI",
+            keyPrefix: "in",
+            defaultNs: NS.SERVER,
+            logic: s2sIn,
+            input: (streamId) => ({
+              streamId,
+              hosts,
+              stateTimeoutMs: listener.state_timeout,
+              starttls: "none" as const,
+            }),
+          },
+          listener.shaper,
+        ),
+      );
+    }
+    for (const [index, listener] of config.listen.service.entries()) {
+      const links = new Map<string, ComponentLink>();
+      const access = compileAccess(listener.access, config.access);
+      const maxQueue = listener.max_fsm_queue ?? config.general.max_fsm_queue ?? Infinity;
+      const logic = componentMachine.provide({
+        actors: { transport: transportActor(transports) },
+        guards: {
+          validHandshake: ({ context, event }) =>
+            event.type === "ELEMENT" &&
+            handshakeMatches(context.streamId, listener.password, event.element.text()),
+          nameTaken: ({ context }) => components.holders(componentDomains(context)).length > 0,
+        },
+        actions: {
+          registerRoutes: ({ context }) => {
+            const transport = transports.get(context.streamId);
+            if (!transport || context.domain === undefined) return;
+            const link = new ComponentLink(transport, {
+              key: `comp:${context.streamId}`,
+              domain: context.domain,
+              domains: componentDomains(context),
+              isSubdomain: context.isSubdomain,
+              hidden: listener.hidden_components,
+              maxQueue,
+              access,
+              bounce,
+            });
+            // kick_old (the machine only gets here with a taken name under kick_old).
+            for (const old of components.holders(link.domains)) {
+              components.remove(old);
+              link.takeOver(old);
+              registry.get(old.key)?.send({ type: "REPLACED" });
+            }
+            components.add(link);
+            links.set(context.streamId, link);
+            transport.stanzaSink = componentIngress(link, transport, router, listener.check_from);
+          },
+          unregisterRoutes: ({ context }) => {
+            const link = links.get(context.streamId);
+            if (!link) return;
+            links.delete(context.streamId);
+            components.remove(link);
+            link.close(`${link.domain} disconnected`);
+            const transport = transports.get(context.streamId);
+            if (transport) transport.stanzaSink = undefined;
+          },
+        },
+      });
+      addresses.service.push(
+        await serve(
+          listener,
+          `listen.service[${index}]`,
+          {
+            kind: "component",
+            tag: "COMP",
+            keyPrefix: "comp",
+            defaultNs: NS.COMPONENT,
+            logic,
+            input: (streamId) => ({
+              streamId,
+              hosts,
+              stateTimeoutMs: listener.state_timeout,
+              conflictBehaviour: listener.conflict_behaviour,
+            }),
+          },
+          listener.shaper_rule,
+        ),
+      );
     }
   } catch (err) {
     for (const server of servers) stopListening(server);
@@ -111,6 +269,9 @@ export async function startServer(
   let stopping: Promise<void> | undefined;
   return {
     registry,
+    router,
+    components,
+    counters,
     addresses,
     stop: () => {
       if (!stopping) {

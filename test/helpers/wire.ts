@@ -39,6 +39,20 @@ export class WirePeer {
     this.socket.end();
   }
 
+  /** Stops reading (a slow peer): Ferry's writes back up into the kernel and then its queues. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** How many times `pattern` (global) occurs in what was received. */
+  count(pattern: RegExp): number {
+    return this.received.match(pattern)?.length ?? 0;
+  }
+
   destroy(): void {
     this.socket.destroy();
   }
