@@ -8,8 +8,8 @@
  * and the sockets never enter the machine's context.
  */
 import { and, assign, emit, fromCallback, not, sendTo, setup } from "xstate";
+import { endStream } from "./streamEnd.js";
 import type { LogEmitted, ShutdownEvent, TransportCommand, TransportEvent } from "./events.js";
-import type { StreamErrorCondition } from "../src/xmpp/streamErrors.js";
 import { NS } from "../src/xmpp/namespaces.js";
 import { el } from "../src/xml/element.js";
 import { Jid } from "../src/xmpp/jid.js";
@@ -38,11 +38,6 @@ export interface ReplacedEvent {
 }
 
 export type ComponentEvent = TransportEvent | ShutdownEvent | ReplacedEvent;
-
-interface CloseParams {
-  condition?: StreamErrorCondition;
-  text?: string;
-}
 
 /** Every domain a session serves once established. */
 export function componentDomains(
@@ -105,29 +100,7 @@ export const componentMachine = setup({
       attrs: { defaultNs: NS.COMPONENT, from: context.domain ?? "", id: context.streamId },
     })),
     sendHandshake: sendTo("transport", { type: "SEND" as const, element: el("handshake") }),
-    closeStream: sendTo("transport", (_, params: CloseParams) => ({
-      type: "CLOSE_STREAM" as const,
-      ...(params.condition === undefined
-        ? {}
-        : {
-            error: {
-              condition: params.condition,
-              ...(params.text === undefined ? {} : { text: params.text }),
-            },
-          }),
-    })),
-    recordClose: assign((_, params: CloseParams) => ({ closeReason: params.condition ?? "closed" })),
-    logClose: emit((_, params: CloseParams) => ({
-      type: "log" as const,
-      level:
-        params.condition === undefined || params.condition === "system-shutdown"
-          ? ("info" as const)
-          : ("notice" as const),
-      message:
-        params.condition === undefined
-          ? "stream closed"
-          : `stream error <${params.condition}/>${params.text === undefined ? "" : `: ${params.text}`}`,
-    })),
+    endStream: endStream<ComponentContext, ComponentEvent>(),
     logEstablished: emit(({ context }) => ({
       type: "log" as const,
       level: "notice" as const,
@@ -149,27 +122,18 @@ export const componentMachine = setup({
     },
     STREAM_ERROR: {
       target: ".closing",
-      actions: [
-        { type: "recordClose", params: ({ event }) => ({ condition: event.condition, text: event.text }) },
-        { type: "logClose", params: ({ event }) => ({ condition: event.condition, text: event.text }) },
-        { type: "closeStream", params: ({ event }) => ({ condition: event.condition, text: event.text }) },
-      ],
+      actions: {
+        type: "endStream",
+        params: ({ event }) => ({ condition: event.condition, text: event.text }),
+      },
     },
-    STREAM_END: {
-      target: ".closing",
-      actions: [
-        { type: "closeStream", params: {} },
-        { type: "recordClose", params: {} },
-        { type: "logClose", params: {} },
-      ],
-    },
+    STREAM_END: { target: ".closing", actions: { type: "endStream", params: {} } },
     SHUTDOWN: {
       target: ".closing",
-      actions: [
-        { type: "recordClose", params: { condition: "system-shutdown" } },
-        { type: "logClose", params: { condition: "system-shutdown" } },
-        { type: "closeStream", params: { condition: "system-shutdown", text: "Server is shutting down" } },
-      ],
+      actions: {
+        type: "endStream",
+        params: { condition: "system-shutdown", text: "Server is shutting down" },
+      },
     },
   },
   states: {
@@ -179,56 +143,33 @@ export const componentMachine = setup({
           {
             guard: "wrongNamespace",
             target: "closing",
-            actions: [
-              { type: "recordClose", params: { condition: "invalid-namespace" } },
-              { type: "logClose", params: { condition: "invalid-namespace" } },
-              {
-                type: "closeStream",
-                params: { condition: "invalid-namespace", text: "Expected a jabber:component:accept stream" },
-              },
-            ],
+            actions: {
+              type: "endStream",
+              params: { condition: "invalid-namespace", text: "Expected a jabber:component:accept stream" },
+            },
           },
           {
             guard: "badDomain",
             target: "closing",
-            actions: [
-              { type: "recordClose", params: { condition: "host-unknown" } },
-              {
-                type: "logClose",
-                params: ({ event }) => ({
-                  condition: "host-unknown",
-                  text: `to=${event.header.to ?? "(none)"}`,
-                }),
-              },
-              {
-                type: "closeStream",
-                params: {
-                  condition: "host-unknown",
-                  text: "The stream header must name the component's domain",
-                },
-              },
-            ],
+            actions: {
+              type: "endStream",
+              params: ({ event }) => ({
+                condition: "host-unknown",
+                text: "The stream header must name the component's domain",
+                detail: `to=${event.header.to ?? "(none)"}`,
+              }),
+            },
           },
           {
             guard: "hostedDomain",
             target: "closing",
-            actions: [
-              { type: "recordClose", params: { condition: "conflict" } },
-              {
-                type: "logClose",
-                params: ({ event }) => ({
-                  condition: "conflict",
-                  text: `${event.header.to ?? ""} is a hosted domain`,
-                }),
-              },
-              {
-                type: "closeStream",
-                params: ({ event }) => ({
-                  condition: "conflict",
-                  text: `${event.header.to ?? ""} is served by this server itself`,
-                }),
-              },
-            ],
+            actions: {
+              type: "endStream",
+              params: ({ event }) => ({
+                condition: "conflict",
+                text: `${event.header.to ?? ""} is served by this server itself`,
+              }),
+            },
           },
           { target: "awaitingHandshake", actions: ["recordHeader", "openStream"] },
         ],
@@ -236,11 +177,10 @@ export const componentMachine = setup({
       after: {
         stateTimeout: {
           target: "closing",
-          actions: [
-            { type: "recordClose", params: { condition: "connection-timeout" } },
-            { type: "logClose", params: { condition: "connection-timeout", text: "no stream header" } },
-            { type: "closeStream", params: { condition: "connection-timeout", text: "No stream header" } },
-          ],
+          actions: {
+            type: "endStream",
+            params: { condition: "connection-timeout", text: "No stream header" },
+          },
         },
       },
     },
@@ -250,47 +190,29 @@ export const componentMachine = setup({
           {
             guard: not("isHandshake"),
             target: "closing",
-            actions: [
-              { type: "recordClose", params: { condition: "not-authorized" } },
-              {
-                type: "logClose",
-                params: { condition: "not-authorized", text: "element before the handshake" },
-              },
-              {
-                type: "closeStream",
-                params: { condition: "not-authorized", text: "Send <handshake/> first" },
-              },
-            ],
+            actions: {
+              type: "endStream",
+              params: { condition: "not-authorized", text: "Send <handshake/> first" },
+            },
           },
           {
             guard: not("validHandshake"),
             target: "closing",
-            actions: [
-              { type: "recordClose", params: { condition: "not-authorized" } },
-              { type: "logClose", params: { condition: "not-authorized", text: "wrong handshake (secret)" } },
-              { type: "closeStream", params: { condition: "not-authorized", text: "Invalid handshake" } },
-            ],
+            actions: {
+              type: "endStream",
+              params: { condition: "not-authorized", text: "Invalid handshake", detail: "wrong secret" },
+            },
           },
           {
             guard: and(["nameTaken", not("mayKickOld")]),
             target: "closing",
-            actions: [
-              { type: "recordClose", params: { condition: "conflict" } },
-              {
-                type: "logClose",
-                params: ({ context }) => ({
-                  condition: "conflict",
-                  text: `${context.domain ?? ""} is already connected`,
-                }),
-              },
-              {
-                type: "closeStream",
-                params: ({ context }) => ({
-                  condition: "conflict",
-                  text: `A component for ${context.domain ?? ""} is already connected`,
-                }),
-              },
-            ],
+            actions: {
+              type: "endStream",
+              params: ({ context }) => ({
+                condition: "conflict",
+                text: `A component for ${context.domain ?? ""} is already connected`,
+              }),
+            },
           },
           { target: "established" },
         ],
@@ -298,11 +220,7 @@ export const componentMachine = setup({
       after: {
         stateTimeout: {
           target: "closing",
-          actions: [
-            { type: "recordClose", params: { condition: "connection-timeout" } },
-            { type: "logClose", params: { condition: "connection-timeout", text: "no handshake" } },
-            { type: "closeStream", params: { condition: "connection-timeout", text: "No handshake" } },
-          ],
+          actions: { type: "endStream", params: { condition: "connection-timeout", text: "No handshake" } },
         },
       },
     },
@@ -313,11 +231,10 @@ export const componentMachine = setup({
     },
     // A newer connection took the domain over (kick_old); it already has this session's queue.
     replaced: {
-      entry: [
-        { type: "recordClose", params: { condition: "conflict" } },
-        { type: "logClose", params: { condition: "conflict", text: "replaced by a new connection" } },
-        { type: "closeStream", params: { condition: "conflict", text: "Replaced by a new connection" } },
-      ],
+      entry: {
+        type: "endStream",
+        params: { condition: "conflict", text: "Replaced by a new connection" },
+      },
     },
     closing: {},
     closed: { type: "final" },

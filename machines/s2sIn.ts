@@ -8,8 +8,8 @@
  * supplied with `.provide()`; commands go to it with `sendTo("transport", …)`.
  */
 import { assign, emit, enqueueActions, fromCallback, sendTo, setup } from "xstate";
+import { endStream } from "./streamEnd.js";
 import type { LogEmitted, ShutdownEvent, TransportCommand, TransportEvent } from "./events.js";
-import type { StreamErrorCondition } from "../src/xmpp/streamErrors.js";
 import { NS } from "../src/xmpp/namespaces.js";
 import { serverFeatures, type StartTlsOffer } from "../src/xmpp/features.js";
 import { stanzaKind } from "../src/xmpp/stanzaErrors.js";
@@ -37,11 +37,6 @@ export interface S2sInContext extends S2sInInput {
 }
 
 export type S2sInEvent = TransportEvent | ShutdownEvent;
-
-interface CloseParams {
-  condition?: StreamErrorCondition;
-  text?: string;
-}
 
 /** RFC 6120 §4.7.5: a missing version means pre-XMPP-1.0; answer with the lower of both. */
 function isVersion1(version: string | undefined): boolean {
@@ -102,28 +97,7 @@ export const s2sInMachine = setup({
         element: serverFeatures({ starttls: context.starttls, dialback: true }),
       } satisfies TransportCommand);
     }),
-    closeStream: sendTo("transport", (_, params: CloseParams) => ({
-      type: "CLOSE_STREAM" as const,
-      ...(params.condition === undefined
-        ? {}
-        : {
-            error: {
-              condition: params.condition,
-              ...(params.text === undefined ? {} : { text: params.text }),
-            },
-          }),
-    })),
-    recordClose: assign((_, params: CloseParams) => ({
-      closeReason: params.condition ?? "closed",
-    })),
-    logClose: emit((_, params: CloseParams) => ({
-      type: "log" as const,
-      level: params.condition === undefined || params.condition === "system-shutdown" ? "info" : "notice",
-      message:
-        params.condition === undefined
-          ? "stream closed"
-          : `stream error <${params.condition}/>${params.text === undefined ? "" : `: ${params.text}`}`,
-    })),
+    endStream: endStream<S2sInContext, S2sInEvent>(),
     logOpened: emit(({ context }) => ({
       type: "log" as const,
       level: "info",
@@ -144,27 +118,18 @@ export const s2sInMachine = setup({
     },
     STREAM_ERROR: {
       target: ".closing",
-      actions: [
-        { type: "recordClose", params: ({ event }) => ({ condition: event.condition, text: event.text }) },
-        { type: "logClose", params: ({ event }) => ({ condition: event.condition, text: event.text }) },
-        { type: "closeStream", params: ({ event }) => ({ condition: event.condition, text: event.text }) },
-      ],
+      actions: {
+        type: "endStream",
+        params: ({ event }) => ({ condition: event.condition, text: event.text }),
+      },
     },
-    STREAM_END: {
-      target: ".closing",
-      actions: [
-        { type: "closeStream", params: {} },
-        { type: "recordClose", params: {} },
-        { type: "logClose", params: {} },
-      ],
-    },
+    STREAM_END: { target: ".closing", actions: { type: "endStream", params: {} } },
     SHUTDOWN: {
       target: ".closing",
-      actions: [
-        { type: "recordClose", params: { condition: "system-shutdown" } },
-        { type: "logClose", params: { condition: "system-shutdown" } },
-        { type: "closeStream", params: { condition: "system-shutdown", text: "Server is shutting down" } },
-      ],
+      actions: {
+        type: "endStream",
+        params: { condition: "system-shutdown", text: "Server is shutting down" },
+      },
     },
   },
   states: {
@@ -178,35 +143,21 @@ export const s2sInMachine = setup({
               {
                 guard: "wrongNamespace",
                 target: "#s2sIn.closing",
-                actions: [
-                  { type: "recordClose", params: { condition: "invalid-namespace" } },
-                  { type: "logClose", params: { condition: "invalid-namespace" } },
-                  {
-                    type: "closeStream",
-                    params: { condition: "invalid-namespace", text: "Expected a jabber:server stream" },
-                  },
-                ],
+                actions: {
+                  type: "endStream",
+                  params: { condition: "invalid-namespace", text: "Expected a jabber:server stream" },
+                },
               },
               {
                 guard: "unknownHost",
                 target: "#s2sIn.closing",
-                actions: [
-                  { type: "recordClose", params: { condition: "host-unknown" } },
-                  {
-                    type: "logClose",
-                    params: ({ event }) => ({
-                      condition: "host-unknown",
-                      text: `to=${event.header.to ?? ""}`,
-                    }),
-                  },
-                  {
-                    type: "closeStream",
-                    params: ({ event }) => ({
-                      condition: "host-unknown",
-                      text: `This server does not serve ${event.header.to ?? ""}`,
-                    }),
-                  },
-                ],
+                actions: {
+                  type: "endStream",
+                  params: ({ event }) => ({
+                    condition: "host-unknown",
+                    text: `This server does not serve ${event.header.to ?? ""}`,
+                  }),
+                },
               },
               { target: "awaitingAuth", actions: ["recordHeader", "openStream", "logOpened"] },
             ],
@@ -214,14 +165,10 @@ export const s2sInMachine = setup({
           after: {
             stateTimeout: {
               target: "#s2sIn.closing",
-              actions: [
-                { type: "recordClose", params: { condition: "connection-timeout" } },
-                { type: "logClose", params: { condition: "connection-timeout", text: "no stream header" } },
-                {
-                  type: "closeStream",
-                  params: { condition: "connection-timeout", text: "No stream header" },
-                },
-              ],
+              actions: {
+                type: "endStream",
+                params: { condition: "connection-timeout", text: "No stream header" },
+              },
             },
           },
         },
@@ -232,20 +179,14 @@ export const s2sInMachine = setup({
             ELEMENT: {
               guard: "isStanza",
               target: "#s2sIn.closing",
-              actions: [
-                { type: "recordClose", params: { condition: "not-authorized" } },
-                {
-                  type: "logClose",
-                  params: { condition: "not-authorized", text: "stanza before authentication" },
+              actions: {
+                type: "endStream",
+                params: {
+                  condition: "not-authorized",
+                  text: "Authenticate (dialback) before sending stanzas",
+                  detail: "stanza before authentication",
                 },
-                {
-                  type: "closeStream",
-                  params: {
-                    condition: "not-authorized",
-                    text: "Authenticate (dialback) before sending stanzas",
-                  },
-                },
-              ],
+              },
             },
           },
         },
