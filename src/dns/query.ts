@@ -1,0 +1,128 @@
+/**
+ * DNS questions with `outgoing.dns.timeout`/`retries` semantics (as MongooseIM's `inet_res` loop):
+ * each try gets `timeoutMs` per server, and up to `retries` tries are made. Answers are classified
+ * as records, "no such name" (NXDOMAIN), "no records of that type" (NODATA) or a DNS failure.
+ */
+import { promises as dns } from "node:dns";
+import type { SrvRecord } from "node:dns";
+
+/** What resolution needs from a resolver; `dns.promises.Resolver` is one, tests may inject another. */
+export interface DnsClient {
+  resolveSrv(name: string): Promise<SrvRecord[]>;
+  resolve4(name: string): Promise<string[]>;
+  resolve6(name: string): Promise<string[]>;
+  /** The servers asked, for failure texts. */
+  getServers(): string[];
+  /** Abandons every outstanding question (they reject with ECANCELLED). */
+  cancel(): void;
+}
+
+export interface QueryLimits {
+  timeoutMs: number;
+  retries: number;
+  signal?: AbortSignal | undefined;
+}
+
+export type Answer<T> =
+  | { kind: "records"; value: T }
+  | { kind: "nxdomain" }
+  | { kind: "nodata" }
+  /** `problem` says what went wrong, e.g. "timeout after 2 tries asking 127.0.0.1:53". */
+  | { kind: "error"; problem: string };
+
+/**
+ * A resolver with `servers` (else the system's). c-ares' own retransmissions are turned off
+ * (`tries: 1`): its adaptive, doubling timeouts would not honour `dns.timeout`, so `ask` retries.
+ */
+export function createDnsClient(timeoutMs: number, servers?: readonly string[]): DnsClient {
+  const resolver = new dns.Resolver({ timeout: Math.max(1, Math.round(timeoutMs)), tries: 1 });
+  if (servers !== undefined && servers.length > 0) resolver.setServers([...servers]);
+  return resolver;
+}
+
+/** Asks one question, retrying DNS failures (not NXDOMAIN/NODATA); rejects only when aborted. */
+export async function ask<T>(
+  client: DnsClient,
+  limits: QueryLimits,
+  run: () => Promise<T>,
+): Promise<Answer<T>> {
+  const servers = client.getServers();
+  const tries = Math.max(1, limits.retries);
+  let problem = "";
+  for (let i = 0; i < tries; i++) {
+    limits.signal?.throwIfAborted();
+    try {
+      const value = await withDeadline(run(), limits.timeoutMs * Math.max(1, servers.length), limits.signal);
+      return { kind: "records", value };
+    } catch (err) {
+      limits.signal?.throwIfAborted();
+      const code = errorCode(err);
+      if (code === "ENOTFOUND") return { kind: "nxdomain" };
+      if (code === "ENODATA") return { kind: "nodata" };
+      problem = describe(code, tries, servers);
+    }
+  }
+  return { kind: "error", problem };
+}
+
+const TIMEOUT = "ETIMEOUT";
+
+function withDeadline<T>(work: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      done();
+      reject(Object.assign(new Error("DNS query timed out"), { code: TIMEOUT }));
+    }, ms);
+    const onAbort = () => {
+      done();
+      reject(new Error("aborted")); // `ask` then throws the signal's own reason
+    };
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (v) => {
+        done();
+        resolve(v);
+      },
+      (e: unknown) => {
+        done();
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
+function errorCode(err: unknown): string {
+  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "string") {
+    return err.code;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The failure in words, for bounce texts: which servers, and what they did. */
+function describe(code: string, tries: number, servers: readonly string[]): string {
+  const who = servers.length === 0 ? "the system's DNS servers" : servers.map(withPort).join(", ");
+  switch (code) {
+    case TIMEOUT:
+      return `timeout after ${tries} ${tries === 1 ? "try" : "tries"} asking ${who}`;
+    case "ECONNREFUSED":
+      return `connection refused by ${who}`;
+    case "ESERVFAIL":
+      return `${who} answered SERVFAIL`;
+    case "EREFUSED":
+      return `${who} refused the query (REFUSED)`;
+    case "EBADNAME":
+      return "the name is not a valid DNS name";
+    default:
+      return `error ${code} asking ${who}`;
+  }
+}
+
+/** Node lists servers on port 53 without the port; show it anyway ("127.0.0.1:53", "[::1]:53"). */
+function withPort(server: string): string {
+  if (/^\[.*\]:\d+$/.test(server) || /^[^:]+:\d+$/.test(server)) return server;
+  return server.includes(":") ? `[${server}]:53` : `${server}:53`;
+}
