@@ -28,7 +28,11 @@ export type TransportEvent =
   | { type: "STREAM_END" }
   /** The peer broke the stream (bad XML, or a protocol violation seen on the stanza path). */
   | { type: "STREAM_ERROR"; condition: StreamErrorCondition; text: string }
-  | { type: "SOCKET_CLOSED"; error?: string };
+  | { type: "SOCKET_CLOSED"; error?: string }
+  | { type: "TLS_ESTABLISHED" }
+  | { type: "TLS_FAILED"; error: string }
+  /** Nothing was sent or received for the WATCH_IDLE time (stream_timeout). */
+  | { type: "IDLE" };
 
 /** What a machine asks its transport to do. */
 export type TransportCommand =
@@ -37,7 +41,11 @@ export type TransportCommand =
   /** Ends the stream: an optional stream error, then </stream:stream>, then the socket closes. */
   | { type: "CLOSE_STREAM"; error?: { condition: StreamErrorCondition; text?: string } }
   /** RFC 6120 stream restart: a fresh parser after TLS or SASL success. */
-  | { type: "RESET_PARSER" };
+  | { type: "RESET_PARSER" }
+  /** Upgrade the connection in place (after <proceed/>); the stream restarts. */
+  | { type: "START_TLS"; role: "client" | "server"; servername?: string }
+  /** Report IDLE after this long without traffic in either direction. */
+  | { type: "WATCH_IDLE"; ms: number };
 
 export interface StreamOpenAttrs {
   defaultNs: string;

@@ -4,19 +4,25 @@
  * (`server.maxConnections` refuses beyond it), as MongooseIM's listener option does.
  */
 import net from "node:net";
+import tls from "node:tls";
 
 export interface ListenOptions {
   port: number;
   host: string;
   backlog?: number;
   maxConnections?: number;
+  /** TLS from the first byte (XEP-0368 direct TLS) with this certificate. */
+  secureContext?: tls.SecureContext;
 }
 
 export async function listenTcp(
   options: ListenOptions,
   onSocket: (socket: net.Socket) => void,
 ): Promise<net.Server> {
-  const server = net.createServer({ noDelay: true }, onSocket);
+  const server =
+    options.secureContext === undefined
+      ? net.createServer({ noDelay: true }, onSocket)
+      : tls.createServer({ secureContext: options.secureContext, ALPNProtocols: ["xmpp-server"] }, onSocket);
   if (options.maxConnections !== undefined && Number.isFinite(options.maxConnections)) {
     server.maxConnections = options.maxConnections;
   }

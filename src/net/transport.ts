@@ -7,12 +7,14 @@
  * in one TCP segment instead of one write() each.
  */
 import type { Socket } from "node:net";
+import { TLSSocket, connect as tlsConnect, type SecureContext } from "node:tls";
 import type { PeerStreamHeader, TransportCommand, TransportEvent } from "../../machines/events.js";
 import type { Logger } from "../log.js";
 import type { Element } from "../xml/element.js";
 import { serialize, streamHeader, STREAM_FOOTER } from "../xml/serialize.js";
 import { StreamParser, type StreamHeader } from "../xml/streamParser.js";
 import { streamError, type StreamErrorCondition } from "../xmpp/streamErrors.js";
+import { stanzaKind } from "../xmpp/stanzaErrors.js";
 import type { Shaper } from "./shaper.js";
 
 export interface TransportOptions {
@@ -26,11 +28,18 @@ export interface TransportOptions {
   closeGraceMs?: number;
   /** Limits how fast the peer may send (`shaper` / `shaper_rule`). */
   shaper?: Shaper;
+  /** Our certificate, for STARTTLS as the receiving side. */
+  tlsContext?: () => SecureContext | undefined;
+  /** Already TLS from the first byte (XEP-0368 direct TLS). */
+  secure?: boolean;
 }
 
 export class XmppTransport {
   readonly id: string;
-  readonly socket: Socket;
+  /** The current socket: the TCP one, or the TLS socket wrapping it after STARTTLS. */
+  socket: Socket;
+  /** "none", "starttls" or "direct": whether and how the stream is encrypted. */
+  tls: "none" | "starttls" | "direct";
   bytesIn = 0;
   bytesOut = 0;
   private readonly parser: StreamParser;
@@ -54,13 +63,15 @@ export class XmppTransport {
     this.options = options;
     this.id = options.id;
     this.socket = options.socket;
+    this.tls = options.secure === true ? "direct" : "none";
     this.parser = new StreamParser(
       {
         onHeader: (header) => {
           this.emit({ type: "STREAM_HEADER", header: peerHeader(header) });
         },
         onElement: (element) => {
-          if (this.stanzaSink && !this.closing) this.stanzaSink(element);
+          // Only stanzas take the fast path; anything else (dialback, a peer's stream error) is control.
+          if (this.stanzaSink && !this.closing && stanzaKind(element) !== undefined) this.stanzaSink(element);
           else this.emit({ type: "ELEMENT", element });
         },
         onEnd: () => {
@@ -79,20 +90,75 @@ export class XmppTransport {
   /** Connects the transport to its machine and starts reading. */
   attach(sink: (event: TransportEvent) => void): void {
     this.sink = sink;
-    this.socket.on("data", (chunk: Buffer) => {
-      this.bytesIn += chunk.length;
-      this.parser.write(chunk);
-      this.shape(chunk.length);
-    });
-    this.socket.on("error", (err) => {
+    this.listen(this.socket);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.bytesIn += chunk.length;
+    this.parser.write(chunk);
+    this.shape(chunk.length);
+  };
+
+  private listen(socket: Socket): void {
+    socket.on("data", this.onData);
+    socket.on("error", (err) => {
       this.options.log.debug(`socket error: ${err.message}`);
     });
-    this.socket.on("close", (hadError) => {
+    socket.on("close", (hadError) => {
       this.clearGrace();
       if (this.closedReported) return;
       this.closedReported = true;
       this.sink?.({ type: "SOCKET_CLOSED", ...(hadError ? { error: "socket error" } : {}) });
     });
+    // stream_timeout: Node measures inactivity in both directions for us.
+    socket.on("timeout", () => {
+      this.sink?.({ type: "IDLE" });
+    });
+  }
+
+  /**
+   * RFC 6120 §5.4.3.3: after <proceed/>, TLS starts on the same TCP connection and the stream
+   * restarts; anything the peer pipelined after <starttls/> is discarded (the parser is reset).
+   */
+  private startTls(role: "client" | "server", servername: string | undefined): void {
+    const raw = this.socket;
+    this.corked = false;
+    raw.uncork();
+    raw.off("data", this.onData);
+    raw.removeAllListeners("close");
+    raw.removeAllListeners("timeout");
+    this.parser.reset();
+    this.headerSent = false;
+    const onFailure = (err: Error): void => {
+      this.options.log.notice(`TLS negotiation failed: ${err.message}`);
+      this.sink?.({ type: "TLS_FAILED", error: err.message });
+    };
+    let secure: TLSSocket;
+    if (role === "server") {
+      const context = this.options.tlsContext?.();
+      secure = new TLSSocket(raw, {
+        isServer: true,
+        ...(context === undefined ? {} : { secureContext: context }),
+      });
+      secure.once("secure", () => {
+        this.tls = "starttls";
+        this.sink?.({ type: "TLS_ESTABLISHED" });
+      });
+    } else {
+      // Certificates are verified by the trust layer (SASL EXTERNAL, issue 5); dialback does not need it.
+      secure = tlsConnect({
+        socket: raw,
+        ...(servername === undefined ? {} : { servername }),
+        rejectUnauthorized: false,
+      });
+      secure.once("secureConnect", () => {
+        this.tls = "starttls";
+        this.sink?.({ type: "TLS_ESTABLISHED" });
+      });
+    }
+    secure.once("error", onFailure);
+    this.socket = secure;
+    this.listen(secure);
   }
 
   command(command: TransportCommand): void {
@@ -109,6 +175,12 @@ export class XmppTransport {
         return;
       case "RESET_PARSER":
         this.parser.reset();
+        return;
+      case "START_TLS":
+        this.startTls(command.role, command.servername);
+        return;
+      case "WATCH_IDLE":
+        this.socket.setTimeout(command.ms);
         return;
     }
   }

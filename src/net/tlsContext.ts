@@ -1,0 +1,52 @@
+/**
+ * Certificates for incoming streams (`[[listen.s2s]] tls.*`): one secure context per listener,
+ * loaded at start so that a missing or unreadable file stops the server with a clear message.
+ * (Several certificates chosen by SNI, reload on SIGHUP and verification are the trust layer's.)
+ */
+import { readFileSync } from "node:fs";
+import { createSecureContext, type SecureContext } from "node:tls";
+import type { Config } from "../config/schema.js";
+import type { StartTlsOffer } from "../xmpp/features.js";
+
+type ListenerTls = NonNullable<Config["listen"]["s2s"][number]["tls"]>;
+
+const MIN_VERSION = { "tlsv1.2": "TLSv1.2", "tlsv1.3": "TLSv1.3" } as const;
+
+export function loadListenerTls(tls: ListenerTls | undefined, where: string): SecureContext | undefined {
+  if (tls?.certfile === undefined) return undefined;
+  const read = (file: string, option: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(
+        `${where}.tls.${option}: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  };
+  const cert = read(tls.certfile, "certfile");
+  const key = tls.keyfile === undefined ? cert : read(tls.keyfile, "keyfile");
+  const versions = [...tls.versions].sort();
+  try {
+    return createSecureContext({
+      cert,
+      key,
+      ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }),
+      minVersion: MIN_VERSION[versions[0] ?? "tlsv1.2"],
+      maxVersion: MIN_VERSION[versions.at(-1) ?? "tlsv1.3"],
+    });
+  } catch (err) {
+    throw new Error(`${where}.tls: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+/** What the features say about STARTTLS on this listener. */
+export function starttlsOffer(
+  tls: ListenerTls | undefined,
+  context: SecureContext | undefined,
+): StartTlsOffer {
+  if (tls === undefined || context === undefined || tls.mode === "tls") return "none";
+  return tls.required || tls.mode === "starttls_required" ? "required" : "optional";
+}
