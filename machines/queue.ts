@@ -1,0 +1,155 @@
+/**
+ * One outgoing queue per (source domain, target domain), as CommuniGate Pro keeps them (seed 001):
+ * the first stanza opens a connection, everything queued is sent, the connection stays open while
+ * idle and is closed after `stream_timeout`. On failure everything queued is bounced and the queue
+ * backs off (about 1 s, doubling with jitter up to `max_retry_delay`) before it tries again.
+ *
+ * The stanzas themselves live in src/ (a bounded buffer that writes straight to the connection);
+ * this machine only sees "the buffer is no longer empty" and the connection's life.
+ */
+import { assign, sendTo, setup } from "xstate";
+import type { LogEmitted, ShutdownEvent } from "./events.js";
+import { s2sOutMachine, type LinkFailure, type OutgoingTlsMode, type S2sOutParentEvent } from "./s2sOut.js";
+
+export interface QueueInput {
+  local: string;
+  remote: string;
+  maxRetryDelayMs: number;
+  tlsMode: OutgoingTlsMode;
+  stateTimeoutMs: number;
+  streamTimeoutMs: number;
+}
+
+export interface QueueContext extends QueueInput {
+  /** Consecutive failed connection attempts. */
+  attempt: number;
+  retryDelayMs: number;
+  lastFailure?: LinkFailure;
+  stopping: boolean;
+}
+
+export type QueueEvent =
+  /** The buffer went from empty to non-empty. */
+  { type: "NONEMPTY" } | Extract<S2sOutParentEvent, { type: "LINK_UP" }> | ShutdownEvent;
+
+/** First retry after about 1 s, doubling per failure up to max_retry_delay, ±20 % jitter. */
+export function retryDelay(attempt: number, maxMs: number, random: number = Math.random()): number {
+  const base = Math.min(maxMs, 1000 * 2 ** Math.max(0, attempt - 1));
+  return Math.round(Math.min(maxMs, base * (0.8 + 0.4 * random)));
+}
+
+export const queueMachine = setup({
+  types: {
+    context: {} as QueueContext,
+    events: {} as QueueEvent,
+    input: {} as QueueInput,
+    emitted: {} as LogEmitted,
+  },
+  actors: {
+    conn: s2sOutMachine,
+  },
+  delays: {
+    retryDelay: ({ context }) => context.retryDelayMs,
+  },
+  guards: {
+    // Provided by src/: whether the buffer holds stanzas.
+    hasPending: () => false,
+    stopping: ({ context }) => context.stopping,
+  },
+  actions: {
+    // Provided by src/: hand the established connection to the buffer, and take it back.
+    attachLink: (_, _params: { connectionId: string }) => undefined,
+    detachLink: () => undefined,
+    // Provided by src/: return every buffered stanza to its sender with this error.
+    bounceQueued: (_, _params: LinkFailure) => undefined,
+  },
+}).createMachine({
+  id: "queue",
+  context: ({ input }) => ({ ...input, attempt: 0, retryDelayMs: 0, stopping: false }),
+  initial: "idle",
+  states: {
+    idle: {
+      always: { guard: "hasPending", target: "link" },
+      on: { NONEMPTY: "link", SHUTDOWN: "stopped" },
+    },
+    link: {
+      invoke: {
+        id: "conn",
+        src: "conn",
+        input: ({ context }) => ({
+          local: context.local,
+          remote: context.remote,
+          authorize: true,
+          tlsMode: context.tlsMode,
+          stateTimeoutMs: context.stateTimeoutMs,
+          streamTimeoutMs: context.streamTimeoutMs,
+        }),
+        onDone: [
+          { guard: "stopping", target: "stopped" },
+          {
+            guard: ({ event }) => event.output.failure !== undefined,
+            target: "backoff",
+            actions: [
+              assign({
+                attempt: ({ context }) => context.attempt + 1,
+                lastFailure: ({ event }) => event.output.failure,
+              }),
+              {
+                type: "bounceQueued",
+                params: ({ event }) =>
+                  event.output.failure ?? { condition: "remote-server-timeout", text: "connection failed" },
+              },
+            ],
+          },
+          // Closed after being idle (or by the peer): connect again when there is something to send.
+          { target: "idle" },
+        ],
+        onError: {
+          target: "backoff",
+          actions: [
+            assign({ attempt: ({ context }) => context.attempt + 1 }),
+            {
+              type: "bounceQueued",
+              params: ({ event }) => ({
+                condition: "remote-server-timeout",
+                text: `internal error: ${String(event.error)}`,
+              }),
+            },
+          ],
+        },
+      },
+      initial: "connecting",
+      states: {
+        connecting: {
+          on: {
+            LINK_UP: {
+              target: "sending",
+              actions: [
+                assign({ attempt: 0 }),
+                { type: "attachLink", params: ({ event }) => ({ connectionId: event.connectionId }) },
+              ],
+            },
+          },
+        },
+        sending: { exit: "detachLink" },
+      },
+      on: {
+        SHUTDOWN: { actions: [assign({ stopping: true }), sendTo("conn", { type: "SHUTDOWN" })] },
+      },
+    },
+    backoff: {
+      entry: assign({ retryDelayMs: ({ context }) => retryDelay(context.attempt, context.maxRetryDelayMs) }),
+      after: {
+        retryDelay: [{ guard: "hasPending", target: "link" }, { target: "idle" }],
+      },
+      on: { SHUTDOWN: "stopped" },
+    },
+    stopped: {
+      type: "final",
+      entry: {
+        type: "bounceQueued",
+        params: { condition: "remote-server-timeout", text: "the server is shutting down" },
+      },
+    },
+  },
+});

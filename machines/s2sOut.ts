@@ -1,0 +1,573 @@
+/**
+ * One outgoing S2S stream, in the states jabberd14 documents for outgoing connections (seed 000,
+ * the table in ARCHITECTURE.md): created → connecting → connected → (gotStreamRoot | awaitingFeatures
+ * → gotFeatures) → [tlsStarting → connected …] → dialbackSent → dialbackSucceeded | dialbackFailed,
+ * or droppedBySettings. A parallel `dialback` region mirrors jabberd14's "dialback state": noRequest
+ * (just sending verifies), couldSend, wantToSend, sent.
+ *
+ * Two uses: a queue's connection (`authorize: true`) authorizes `local` towards `remote` with a
+ * db:result and then carries stanzas (which never become events here); a dialback verification's
+ * connection (`authorize: false`) only carries db:verify requests to the authoritative server.
+ *
+ * Pure: DNS + TCP (`connect`), the socket (`transport`) and the dialback key (`sendDialbackKey`,
+ * which needs the secret) are provided by src/.
+ */
+import { assign, fromCallback, fromPromise, raise, sendParent, sendTo, setup } from "xstate";
+import type { LogEmitted, ShutdownEvent, TransportCommand, TransportEvent } from "./events.js";
+import { endStream } from "./streamEnd.js";
+import { el } from "../src/xml/element.js";
+import { NS } from "../src/xmpp/namespaces.js";
+import { readFeatures, type PeerFeatures } from "../src/xmpp/features.js";
+import { dbVerifyRequest, readDialback } from "../src/xmpp/dialback.js";
+
+export type OutgoingTlsMode = "starttls" | "starttls_required" | "tls";
+
+/** Why a link failed, as its queued stanzas will be bounced (RFC 6120 §8.3.3). */
+export interface LinkFailure {
+  condition: "remote-server-not-found" | "remote-server-timeout";
+  text: string;
+}
+
+export interface VerifyRequest {
+  /** The id of the incoming stream whose db:result is being checked. */
+  id: string;
+  key: string;
+}
+
+export interface ConnectInput {
+  local: string;
+  remote: string;
+  directTls: boolean;
+}
+
+export interface ConnectOutput {
+  connectionId: string;
+  /** "ip:port" of the peer we reached. */
+  peer: string;
+  /** seed 000's "connection results": one line per address tried. */
+  attempts: string[];
+}
+
+export interface S2sOutInput {
+  local: string;
+  remote: string;
+  authorize: boolean;
+  tlsMode: OutgoingTlsMode;
+  stateTimeoutMs: number;
+  streamTimeoutMs: number;
+  /** For a verification's connection: the db:verify to carry. */
+  verify?: VerifyRequest;
+}
+
+export interface S2sOutContext extends S2sOutInput {
+  connectionId?: string;
+  peer?: string;
+  attempts: string[];
+  /** The stream id the peer gave us (the dialback key is made over it). */
+  streamId?: string;
+  version?: "1.0" | "0.9";
+  features?: PeerFeatures;
+  tls: "none" | "starttls" | "direct";
+  failure?: LinkFailure;
+  closeReason?: string;
+  /** The verify is out and not yet answered (seed 000's "pending verifies" before it is sent). */
+  verifySent: boolean;
+  /** The stream is being closed because of our settings (seed 000's "dropped because of settings"). */
+  dropped: boolean;
+}
+
+/** Internal: raised so that the dialback region follows the link region. */
+type S2sOutInternal = { type: "STREAM_READY" } | { type: "REQUEST_SENT" } | { type: "LINK_ENDED" };
+
+export type S2sOutEvent = TransportEvent | ShutdownEvent | S2sOutInternal;
+
+export type S2sOutParentEvent =
+  | { type: "LINK_UP"; local: string; remote: string; connectionId: string }
+  | { type: "VERIFY_ANSWER"; id: string; valid: boolean };
+
+export interface S2sOutOutput {
+  failure?: LinkFailure;
+  attempts: string[];
+}
+
+/** What the connect actor throws: a failure with the attempts made. */
+function asFailure(error: unknown): LinkFailure & { attempts: string[] } {
+  if (typeof error === "object" && error !== null && "condition" in error && "text" in error) {
+    const e = error as { condition: unknown; text: unknown; attempts?: unknown };
+    return {
+      condition:
+        e.condition === "remote-server-not-found" ? "remote-server-not-found" : "remote-server-timeout",
+      text: String(e.text),
+      attempts: Array.isArray(e.attempts) ? e.attempts.map(String) : [],
+    };
+  }
+  return { condition: "remote-server-timeout", text: String(error), attempts: [] };
+}
+
+const timeout = (step: string): LinkFailure => ({
+  condition: "remote-server-timeout",
+  text: `no answer from the remote server ${step} within state_timeout`,
+});
+
+export const s2sOutMachine = setup({
+  types: {
+    context: {} as S2sOutContext,
+    events: {} as S2sOutEvent,
+    input: {} as S2sOutInput,
+    emitted: {} as LogEmitted,
+    output: {} as S2sOutOutput,
+  },
+  actors: {
+    connect: fromPromise<ConnectOutput, ConnectInput>(() =>
+      Promise.reject(new Error("connect not provided")),
+    ),
+    transport: fromCallback<TransportCommand, { connectionId: string }>(() => undefined),
+  },
+  delays: {
+    stateTimeout: ({ context }) => context.stateTimeoutMs,
+  },
+  guards: {
+    isVersion1: ({ event }) => {
+      if (event.type !== "STREAM_HEADER") return false;
+      const major = Number.parseInt((event.header.version ?? "").split(".")[0] ?? "", 10);
+      return Number.isFinite(major) && major >= 1;
+    },
+    isFeatures: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "features" && event.element.ns === NS.STREAM,
+    isProceed: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "proceed" && event.element.ns === NS.TLS,
+    isTlsFailure: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "failure" && event.element.ns === NS.TLS,
+    isPeerStreamError: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "error" && event.element.ns === NS.STREAM,
+    shouldStartTls: ({ context }) => context.tls === "none" && context.features?.starttls !== "none",
+    tlsRequiredButUnavailable: ({ context }) =>
+      context.tls === "none" &&
+      (context.tlsMode === "starttls_required" || context.features?.starttls === "required"),
+    noDialback: ({ context }) =>
+      context.authorize && context.version === "1.0" && context.features?.dialback !== true,
+    authorize: ({ context }) => context.authorize,
+    dialbackValid: ({ context, event }) => {
+      if (event.type !== "ELEMENT") return false;
+      const db = readDialback(event.element);
+      return (
+        db?.kind === "result" && db.type === "valid" && db.from === context.remote && db.to === context.local
+      );
+    },
+    dialbackRefused: ({ context, event }) => {
+      if (event.type !== "ELEMENT") return false;
+      const db = readDialback(event.element);
+      return (
+        db?.kind === "result" &&
+        db.type !== undefined &&
+        db.from === context.remote &&
+        db.to === context.local
+      );
+    },
+    // CVE-2012-3525: only answers to verifies we sent count.
+    isVerifyAnswer: ({ context, event }) => {
+      if (event.type !== "ELEMENT") return false;
+      const db = readDialback(event.element);
+      return (
+        db?.kind === "verify" &&
+        db.type !== undefined &&
+        db.id !== undefined &&
+        context.verifySent &&
+        db.id === context.verify?.id &&
+        db.from === context.remote &&
+        db.to === context.local
+      );
+    },
+    wasUp: ({ context }) => context.failure === undefined,
+    dropped: ({ context }) => context.dropped,
+  },
+  actions: {
+    recordHeader: assign(({ event }) => {
+      if (event.type !== "STREAM_HEADER") return {};
+      const major = Number.parseInt((event.header.version ?? "").split(".")[0] ?? "", 10);
+      return { streamId: event.header.id, version: Number.isFinite(major) && major >= 1 ? "1.0" : "0.9" };
+    }),
+    recordFeatures: assign(({ event }) =>
+      event.type === "ELEMENT" ? { features: readFeatures(event.element) } : {},
+    ),
+    fail: assign((_, failure: LinkFailure) => ({ failure })),
+    openStream: sendTo("transport", ({ context }) => ({
+      type: "OPEN_STREAM" as const,
+      attrs: {
+        defaultNs: NS.SERVER,
+        from: context.local,
+        to: context.remote,
+        version: "1.0",
+        extraNamespaces: { db: NS.DIALBACK },
+      },
+    })),
+    sendStartTls: sendTo("transport", { type: "SEND" as const, element: el("starttls", { xmlns: NS.TLS }) }),
+    startTls: sendTo("transport", ({ context }) => ({
+      type: "START_TLS" as const,
+      role: "client" as const,
+      servername: context.remote,
+    })),
+    markTls: assign({ tls: "starttls" as const }),
+    // Provided by src/: the key is made with the dialback secret, which stays out of the machine.
+    sendDialbackKey: () => undefined,
+    sendVerify: sendTo("transport", ({ context }) => ({
+      type: "SEND" as const,
+      element: dbVerifyRequest(
+        context.local,
+        context.remote,
+        context.verify?.id ?? "",
+        context.verify?.key ?? "",
+      ),
+    })),
+    reportVerify: sendParent(({ event }) => {
+      const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
+      return {
+        type: "VERIFY_ANSWER",
+        id: db?.id ?? "",
+        valid: db?.type === "valid",
+      } satisfies S2sOutParentEvent;
+    }),
+    linkUp: sendParent(
+      ({ context }) =>
+        ({
+          type: "LINK_UP",
+          local: context.local,
+          remote: context.remote,
+          connectionId: context.connectionId ?? "",
+        }) satisfies S2sOutParentEvent,
+    ),
+    watchIdle: sendTo("transport", ({ context }) => ({
+      type: "WATCH_IDLE" as const,
+      ms: context.streamTimeoutMs,
+    })),
+    endStream: endStream<S2sOutContext, S2sOutEvent>(),
+    streamReady: raise({ type: "STREAM_READY" }),
+    requestSent: raise({ type: "REQUEST_SENT" }),
+    linkEnded: raise({ type: "LINK_ENDED" }),
+    markDropped: assign({ dropped: true }),
+    recordPeerError: assign(({ event }) => {
+      if (event.type !== "ELEMENT") return {};
+      const condition = event.element.children.find(
+        (c) => typeof c !== "string" && c.ns === NS.STREAM_ERRORS,
+      );
+      const text = event.element.getChild("text", NS.STREAM_ERRORS)?.text();
+      const name = typeof condition === "object" ? condition.local : "undefined-condition";
+      return {
+        failure: {
+          condition: "remote-server-timeout" as const,
+          text: `the remote server ended the stream with <${name}/>${text ? `: ${text}` : ""}`,
+        },
+      };
+    }),
+  },
+}).createMachine({
+  id: "s2sOut",
+  type: "parallel",
+  context: ({ input }) => ({
+    ...input,
+    attempts: [],
+    tls: input.tlsMode === "tls" ? "direct" : "none",
+    verifySent: false,
+    dropped: false,
+  }),
+  output: ({ context }) => ({
+    attempts: context.attempts,
+    ...(context.failure === undefined ? {} : { failure: context.failure }),
+  }),
+  states: {
+    link: {
+      initial: "created",
+      states: {
+        // seed 000: "created, not yet started to connect".
+        created: { always: "connecting" },
+        // "we started to connect, no connection yet": DNS, then every address in turn.
+        connecting: {
+          invoke: {
+            src: "connect",
+            input: ({ context }) => ({
+              local: context.local,
+              remote: context.remote,
+              directTls: context.tlsMode === "tls",
+            }),
+            onDone: {
+              target: "open",
+              actions: assign(({ event }) => ({
+                connectionId: event.output.connectionId,
+                peer: event.output.peer,
+                attempts: event.output.attempts,
+              })),
+            },
+            onError: {
+              target: "failed",
+              actions: assign(({ event }) => {
+                const failure = asFailure(event.error);
+                return {
+                  failure: { condition: failure.condition, text: failure.text },
+                  attempts: failure.attempts,
+                };
+              }),
+            },
+          },
+          on: {
+            SHUTDOWN: {
+              target: "failed",
+              actions: {
+                type: "fail",
+                params: { condition: "remote-server-timeout", text: "server shutting down" },
+              },
+            },
+          },
+        },
+        open: {
+          invoke: {
+            id: "transport",
+            src: "transport",
+            input: ({ context }) => ({ connectionId: context.connectionId ?? "" }),
+          },
+          initial: "connected",
+          on: {
+            SOCKET_CLOSED: [
+              { guard: "dropped", target: "droppedBySettings" },
+              {
+                guard: "wasUp",
+                target: "closed",
+                actions: assign({ closeReason: ({ context }) => context.closeReason ?? "peer closed" }),
+              },
+              {
+                target: "failed",
+                actions: assign({
+                  failure: ({ context }) =>
+                    context.failure ?? {
+                      condition: "remote-server-timeout",
+                      text: "the remote server closed the connection",
+                    },
+                }),
+              },
+            ],
+            STREAM_ERROR: {
+              target: ".closing",
+              actions: [
+                {
+                  type: "fail",
+                  params: ({ event }) => ({
+                    condition: "remote-server-timeout",
+                    text: `the remote server broke the stream: ${event.text}`,
+                  }),
+                },
+                {
+                  type: "endStream",
+                  params: ({ event }) => ({ condition: event.condition, text: event.text }),
+                },
+              ],
+            },
+            STREAM_END: { target: ".closing", actions: { type: "endStream", params: {} } },
+            SHUTDOWN: {
+              target: ".closing",
+              actions: {
+                type: "endStream",
+                params: { condition: "system-shutdown", text: "Server is shutting down" },
+              },
+            },
+            ELEMENT: [
+              {
+                guard: "isPeerStreamError",
+                target: ".closing",
+                actions: ["recordPeerError", { type: "endStream", params: {} }],
+              },
+              // The verification's connection has done its job once the answer is in.
+              {
+                guard: "isVerifyAnswer",
+                target: ".closing",
+                actions: ["reportVerify", { type: "endStream", params: { detail: "verification answered" } }],
+              },
+            ],
+            IDLE: {
+              target: ".closing",
+              actions: { type: "endStream", params: { detail: "idle (stream_timeout)" } },
+            },
+          },
+          states: {
+            // "connected to the other host": our stream header is out.
+            connected: {
+              entry: "openStream",
+              on: {
+                STREAM_HEADER: [
+                  { guard: "isVersion1", target: "awaitingFeatures", actions: "recordHeader" },
+                  { target: "gotStreamRoot", actions: "recordHeader" },
+                ],
+              },
+              after: {
+                stateTimeout: {
+                  target: "closing",
+                  actions: [
+                    { type: "fail", params: timeout("(stream header)") },
+                    { type: "endStream", params: { condition: "connection-timeout" } },
+                  ],
+                },
+              },
+            },
+            // "we got peer's stream root" (pre-1.0 peer: no features; dialback straight away).
+            gotStreamRoot: {
+              entry: "streamReady",
+              always: { guard: "authorize", target: "dialbackSent" },
+            },
+            // "we are waiting for stream features".
+            awaitingFeatures: {
+              on: { ELEMENT: { guard: "isFeatures", target: "gotFeatures", actions: "recordFeatures" } },
+              after: {
+                stateTimeout: {
+                  target: "closing",
+                  actions: [
+                    { type: "fail", params: timeout("(stream features)") },
+                    { type: "endStream", params: { condition: "connection-timeout" } },
+                  ],
+                },
+              },
+            },
+            // "we got the stream features": decide STARTTLS, dialback, or drop.
+            gotFeatures: {
+              always: [
+                { guard: "shouldStartTls", target: "tlsStarting" },
+                {
+                  guard: "tlsRequiredButUnavailable",
+                  target: "closing",
+                  actions: [
+                    "markDropped",
+                    {
+                      type: "fail",
+                      params: {
+                        condition: "remote-server-timeout",
+                        text: "TLS is required (outgoing.tls.mode) but the remote server does not offer STARTTLS",
+                      },
+                    },
+                    { type: "endStream", params: { condition: "policy-violation", text: "TLS is required" } },
+                  ],
+                },
+                {
+                  guard: "noDialback",
+                  target: "closing",
+                  actions: [
+                    "markDropped",
+                    {
+                      type: "fail",
+                      params: {
+                        condition: "remote-server-timeout",
+                        text: "the remote server offers no authentication method Ferry supports (dialback)",
+                      },
+                    },
+                    {
+                      type: "endStream",
+                      params: { condition: "unsupported-feature", text: "dialback required" },
+                    },
+                  ],
+                },
+                { guard: "authorize", target: "dialbackSent", actions: "streamReady" },
+                { actions: "streamReady", target: "ready" },
+              ],
+            },
+            // A verify-only connection with nothing to authorize: it carries db:verify requests.
+            ready: {},
+            tlsStarting: {
+              entry: "sendStartTls",
+              on: {
+                ELEMENT: [
+                  { guard: "isProceed", actions: "startTls" },
+                  {
+                    guard: "isTlsFailure",
+                    target: "closing",
+                    actions: {
+                      type: "fail",
+                      params: {
+                        condition: "remote-server-timeout",
+                        text: "the remote server refused STARTTLS",
+                      },
+                    },
+                  },
+                ],
+                TLS_ESTABLISHED: { target: "connected", actions: "markTls" },
+                TLS_FAILED: {
+                  target: "closing",
+                  actions: {
+                    type: "fail",
+                    params: ({ event }) => ({
+                      condition: "remote-server-timeout",
+                      text: `TLS negotiation failed: ${event.error}`,
+                    }),
+                  },
+                },
+              },
+              after: {
+                stateTimeout: {
+                  target: "closing",
+                  actions: [
+                    { type: "fail", params: timeout("(STARTTLS)") },
+                    { type: "endStream", params: { condition: "connection-timeout" } },
+                  ],
+                },
+              },
+            },
+            // "we sent out a dialback request".
+            dialbackSent: {
+              entry: ["sendDialbackKey", "requestSent"],
+              on: {
+                ELEMENT: [
+                  { guard: "dialbackValid", target: "dialbackSucceeded" },
+                  {
+                    guard: "dialbackRefused",
+                    target: "dialbackFailed",
+                    actions: {
+                      type: "fail",
+                      params: ({ context }) => ({
+                        condition: "remote-server-timeout",
+                        text: `dialback: ${context.remote} did not accept ${context.local}`,
+                      }),
+                    },
+                  },
+                ],
+              },
+              after: {
+                stateTimeout: {
+                  target: "closing",
+                  actions: [
+                    { type: "fail", params: timeout("(dialback result)") },
+                    { type: "endStream", params: { condition: "connection-timeout" } },
+                  ],
+                },
+              },
+            },
+            // "we had success with our dialback request": stanzas may flow (not through here).
+            dialbackSucceeded: { entry: ["linkUp", "watchIdle"] },
+            // "dialback failed".
+            dialbackFailed: {
+              always: { target: "closing", actions: { type: "endStream", params: {} } },
+            },
+            closing: {},
+          },
+        },
+        // seed 000: "Dropped because of settings" (reached once the stream is closed).
+        droppedBySettings: { type: "final", entry: "linkEnded" },
+        failed: { type: "final", entry: "linkEnded" },
+        closed: { type: "final", entry: "linkEnded" },
+      },
+    },
+    // seed 000's "Dialback state".
+    dialback: {
+      initial: "noRequest",
+      on: { LINK_ENDED: ".ended" },
+      states: {
+        // "no dialback request, just sending verifies".
+        noRequest: {
+          always: { guard: "authorize", target: "wantToSend" },
+          on: { STREAM_READY: "couldSend" },
+        },
+        // "we could send dialback requests, if we want to": verifies go out now.
+        couldSend: { entry: ["sendVerify", assign({ verifySent: true })] },
+        // "we want to send dialback requests, but cannot do that yet".
+        wantToSend: { on: { REQUEST_SENT: "sent" } },
+        // "we have sent a dialback request".
+        sent: {},
+        ended: { type: "final" },
+      },
+    },
+  },
+});
