@@ -77,6 +77,8 @@ export const componentMachine = setup({
       const domain = headerDomain(event.header.to);
       return domain !== undefined && context.hosts.includes(domain);
     },
+    isPeerStreamError: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "error" && event.element.ns === NS.STREAM,
     isHandshake: ({ event }) =>
       event.type === "ELEMENT" &&
       event.element.local === "handshake" &&
@@ -227,7 +229,23 @@ export const componentMachine = setup({
     established: {
       entry: ["sendHandshake", "registerRoutes", "logEstablished"],
       exit: "unregisterRoutes",
-      on: { REPLACED: "replaced" },
+      on: {
+        REPLACED: "replaced",
+        // Stanzas never get here (they take the stanza path); anything else is not allowed.
+        ELEMENT: [
+          { guard: "isPeerStreamError", target: "closing", actions: { type: "endStream", params: {} } },
+          {
+            target: "closing",
+            actions: {
+              type: "endStream",
+              params: ({ event }) => ({
+                condition: "unsupported-stanza-type",
+                text: `<${event.element.name}/> is not a stanza`,
+              }),
+            },
+          },
+        ],
+      },
     },
     // A newer connection took the domain over (kick_old); it already has this session's queue.
     replaced: {

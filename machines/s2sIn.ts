@@ -4,15 +4,21 @@
  * incoming" afterwards; the top-level states carry those names so logs, metrics and the disco tree
  * say the same thing.
  *
- * The machine is pure: its transport (socket + XML parser, src/net) is an invoked callback actor
- * supplied with `.provide()`; commands go to it with `sendTo("transport", …)`.
+ * Dialback (XEP-0220), receiving side: each `<db:result/>` starts a verification (its own actor,
+ * src/ starts it) and its verdict comes back as DIALBACK_VERIFIED; several domain pairs may be
+ * authorized on one stream (piggybacking). Authoritative side: `<db:verify/>` is answered with keys
+ * recomputed from the secret (src/, XEP-0185).
+ *
+ * Pure: the transport, the secret, the policy and the route table are provided by src/.
  */
-import { assign, emit, enqueueActions, fromCallback, sendTo, setup } from "xstate";
+import { and, assign, emit, enqueueActions, fromCallback, not, sendTo, setup, stateIn } from "xstate";
 import { endStream } from "./streamEnd.js";
 import type { LogEmitted, ShutdownEvent, TransportCommand, TransportEvent } from "./events.js";
+import { el } from "../src/xml/element.js";
 import { NS } from "../src/xmpp/namespaces.js";
 import { serverFeatures, type StartTlsOffer } from "../src/xmpp/features.js";
 import { stanzaKind } from "../src/xmpp/stanzaErrors.js";
+import { dbResultAnswer, readDialback, type DialbackElement } from "../src/xmpp/dialback.js";
 
 export interface S2sInInput {
   /** Fresh, unguessable (RFC 6120 §4.7.3); also the key of the transport in src/net. */
@@ -20,6 +26,8 @@ export interface S2sInInput {
   hosts: readonly string[];
   /** `[[listen.s2s]] state_timeout`: how long a negotiation step may wait for the peer. */
   stateTimeoutMs: number;
+  /** `stream_timeout`: an established stream idle this long is closed. */
+  streamTimeoutMs: number;
   starttls: StartTlsOffer;
 }
 
@@ -30,19 +38,38 @@ export interface S2sInContext extends S2sInInput {
   remoteDomain?: string;
   /** "1.0", "0.9" (pre-RFC peer, no version attribute) or undefined before the header. */
   version?: string;
-  /** Domains authorized on this stream (several with dialback piggybacking). */
+  /** STARTTLS done on this stream. */
+  secure: boolean;
+  /** Authorized "originating receiving" domain pairs (several with dialback piggybacking). */
   authorized: string[];
+  /** Pairs with a verification under way. */
+  pending: string[];
   /** Why the stream ended, for logs and metrics. */
   closeReason?: string;
 }
 
-export type S2sInEvent = TransportEvent | ShutdownEvent;
+/** The verdict of a dialbackVerify actor, delivered by src/. */
+export interface DialbackVerifiedEvent {
+  type: "DIALBACK_VERIFIED";
+  remote: string;
+  local: string;
+  result: "valid" | "invalid" | "failed";
+  reason?: string;
+}
+
+export type S2sInEvent = TransportEvent | ShutdownEvent | DialbackVerifiedEvent;
 
 /** RFC 6120 §4.7.5: a missing version means pre-XMPP-1.0; answer with the lower of both. */
 function isVersion1(version: string | undefined): boolean {
   if (version === undefined) return false;
   const major = Number.parseInt(version.split(".")[0] ?? "", 10);
   return Number.isFinite(major) && major >= 1;
+}
+
+export const pairKey = (remote: string, local: string): string => `${remote} ${local}`;
+
+function dialbackOf(event: S2sInEvent): DialbackElement | undefined {
+  return event.type === "ELEMENT" ? readDialback(event.element) : undefined;
 }
 
 export const s2sInMachine = setup({
@@ -63,11 +90,34 @@ export const s2sInMachine = setup({
     wrongNamespace: ({ event }) =>
       event.type === "STREAM_HEADER" &&
       (event.header.ns !== NS.STREAM || event.header.defaultNs !== NS.SERVER),
-    unknownHost: ({ context, event }) =>
-      event.type === "STREAM_HEADER" &&
-      event.header.to !== undefined &&
-      !context.hosts.includes(event.header.to.toLowerCase()),
+    // Provided by src/ (hosted domains and component domains); the default knows only the hosts.
+    headerTargetServed: ({ context, event }) =>
+      event.type === "STREAM_HEADER" && context.hosts.includes((event.header.to ?? "").toLowerCase()),
+    noTarget: ({ event }) => event.type === "STREAM_HEADER" && event.header.to === undefined,
     isStanza: ({ event }) => event.type === "ELEMENT" && stanzaKind(event.element) !== undefined,
+    isPeerStreamError: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "error" && event.element.ns === NS.STREAM,
+    isStartTls: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "starttls" && event.element.ns === NS.TLS,
+    tlsOffered: ({ context }) => context.starttls !== "none" && !context.secure,
+    isDbVerifyRequest: ({ event }) => {
+      const db = dialbackOf(event);
+      return db?.kind === "verify" && db.type === undefined && db.id !== undefined;
+    },
+    isDbResultRequest: ({ event }) => {
+      const db = dialbackOf(event);
+      return db?.kind === "result" && db.type === undefined;
+    },
+    tlsRequiredFirst: ({ context }) => context.starttls === "required" && !context.secure,
+    verdictValid: ({ event }) => event.type === "DIALBACK_VERIFIED" && event.result === "valid",
+    verdictInvalid: ({ event }) => event.type === "DIALBACK_VERIFIED" && event.result === "invalid",
+    nothingAuthorized: ({ context }) => context.authorized.length === 0,
+    verificationsPending: ({ context }) => context.pending.length > 0,
+    isEstablished: stateIn("established"),
+    // Provided by src/: is a db:result's receiving domain ours (hosted, or a component's)? May its
+    // originating domain federate with us (default_policy, host_policy)?
+    dbTargetServed: () => false,
+    dbOriginAllowed: () => true,
   },
   actions: {
     recordHeader: assign(({ event }) => {
@@ -94,10 +144,61 @@ export const s2sInMachine = setup({
       if (context.version !== "1.0") return;
       enqueue.sendTo("transport", {
         type: "SEND",
-        element: serverFeatures({ starttls: context.starttls, dialback: true }),
+        element: serverFeatures({ starttls: context.secure ? "none" : context.starttls, dialback: true }),
       } satisfies TransportCommand);
     }),
-    endStream: endStream<S2sInContext, S2sInEvent>(),
+    sendProceed: sendTo("transport", { type: "SEND" as const, element: el("proceed", { xmlns: NS.TLS }) }),
+    sendTlsFailure: sendTo("transport", { type: "SEND" as const, element: el("failure", { xmlns: NS.TLS }) }),
+    startTls: sendTo("transport", { type: "START_TLS" as const, role: "server" as const }),
+    markSecure: assign({ secure: true, version: undefined }),
+    sendDialbackError: sendTo("transport", ({ event }) => {
+      const db = dialbackOf(event);
+      return {
+        type: "SEND" as const,
+        element: dbResultAnswer(db?.to ?? "", db?.from ?? "", "error", {
+          condition: "item-not-found",
+          text: `${db?.to ?? ""} is not served here`,
+        }),
+      };
+    }),
+    addPending: assign({
+      pending: ({ context, event }) => {
+        const db = dialbackOf(event);
+        return db ? [...context.pending, pairKey(db.from, db.to)] : context.pending;
+      },
+    }),
+    sendVerdict: sendTo("transport", ({ event }) => {
+      if (event.type !== "DIALBACK_VERIFIED") throw new Error("sendVerdict needs DIALBACK_VERIFIED");
+      const type = event.result === "failed" ? "error" : event.result;
+      return {
+        type: "SEND" as const,
+        element: dbResultAnswer(event.local, event.remote, type, {
+          condition: "remote-server-timeout",
+          text: event.reason ?? "the authoritative server could not be asked",
+        }),
+      };
+    }),
+    settleVerdict: assign(({ context, event }) => {
+      if (event.type !== "DIALBACK_VERIFIED") return {};
+      const pair = pairKey(event.remote, event.local);
+      return {
+        pending: context.pending.filter((p) => p !== pair),
+        authorized:
+          event.result === "valid" && !context.authorized.includes(pair)
+            ? [...context.authorized, pair]
+            : context.authorized,
+      };
+    }),
+    logVerdict: emit(({ event }) => {
+      const verdict = event.type === "DIALBACK_VERIFIED" ? event : undefined;
+      return {
+        type: "log" as const,
+        level: verdict?.result === "valid" ? ("info" as const) : ("notice" as const),
+        message: `dialback ${verdict?.remote ?? "?"} → ${verdict?.local ?? "?"}: ${verdict?.result ?? "?"}${
+          verdict?.reason === undefined ? "" : ` (${verdict.reason})`
+        }`,
+      };
+    }),
     logOpened: emit(({ context }) => ({
       type: "log" as const,
       level: "info",
@@ -105,10 +206,20 @@ export const s2sInMachine = setup({
         context.localDomain ?? "(no to)"
       }, XMPP ${context.version ?? "?"}`,
     })),
+    watchIdle: sendTo("transport", ({ context }) => ({
+      type: "WATCH_IDLE" as const,
+      ms: context.streamTimeoutMs,
+    })),
+    endStream: endStream<S2sInContext, S2sInEvent>(),
+    // Provided by src/: answer a db:verify (needs the secret), start a verification actor, and
+    // route this stream's stanzas from now on (no statechart event per stanza).
+    answerVerify: () => undefined,
+    startVerification: () => undefined,
+    openStanzaPath: () => undefined,
   },
 }).createMachine({
   id: "s2sIn",
-  context: ({ input }) => ({ ...input, authorized: [] }),
+  context: ({ input }) => ({ ...input, authorized: [], pending: [], secure: false }),
   invoke: { id: "transport", src: "transport", input: ({ context }) => ({ connectionId: context.streamId }) },
   initial: "connecting",
   on: {
@@ -131,6 +242,55 @@ export const s2sInMachine = setup({
         params: { condition: "system-shutdown", text: "Server is shutting down" },
       },
     },
+    // Dialback, in "connecting" and "established" alike (piggybacking adds domains later).
+    ELEMENT: [
+      // The peer ended the stream with an error: answer with our </stream:stream>.
+      {
+        guard: "isPeerStreamError",
+        target: ".closing",
+        actions: { type: "endStream", params: { detail: "peer sent a stream error" } },
+      },
+      { guard: "isDbVerifyRequest", actions: "answerVerify" },
+      { guard: and(["isDbResultRequest", not("dbTargetServed")]), actions: "sendDialbackError" },
+      {
+        guard: and(["isDbResultRequest", not("dbOriginAllowed")]),
+        target: ".closing",
+        actions: {
+          type: "endStream",
+          params: ({ event }) => ({
+            condition: "policy-violation",
+            text: `Federation with ${dialbackOf(event)?.from ?? "?"} is not allowed here`,
+            detail: `${dialbackOf(event)?.from ?? "?"} denied by default_policy/host_policy`,
+          }),
+        },
+      },
+      {
+        guard: and(["isDbResultRequest", "tlsRequiredFirst"]),
+        target: ".closing",
+        actions: {
+          type: "endStream",
+          params: {
+            condition: "policy-violation",
+            text: "Use STARTTLS first",
+            detail: "dialback before required TLS",
+          },
+        },
+      },
+      { guard: "isDbResultRequest", actions: ["addPending", "startVerification"] },
+    ],
+    DIALBACK_VERIFIED: [
+      {
+        guard: and(["verdictValid", "isEstablished"]),
+        actions: ["settleVerdict", "sendVerdict", "logVerdict"],
+      },
+      {
+        guard: "verdictValid",
+        target: ".established",
+        actions: ["settleVerdict", "sendVerdict", "logVerdict"],
+      },
+      // invalid or failed: the peer hears it; the stream stays for other domains until state_timeout.
+      { actions: ["settleVerdict", "sendVerdict", "logVerdict"] },
+    ],
   },
   states: {
     // jabberd14: "connecting incoming connections" — not (yet) authorized for any domain.
@@ -149,7 +309,7 @@ export const s2sInMachine = setup({
                 },
               },
               {
-                guard: "unknownHost",
+                guard: and([not("noTarget"), not("headerTargetServed")]),
                 target: "#s2sIn.closing",
                 actions: {
                   type: "endStream",
@@ -172,28 +332,79 @@ export const s2sInMachine = setup({
             },
           },
         },
-        // Header answered; a 1.0 peer has our features. Dialback (issue 4) authorizes domains here.
+        // Header answered; a 1.0 peer has our features. Dialback authorizes domains from here.
         awaitingAuth: {
           entry: "sendFeaturesIfV1",
           on: {
-            ELEMENT: {
-              guard: "isStanza",
-              target: "#s2sIn.closing",
-              actions: {
-                type: "endStream",
-                params: {
-                  condition: "not-authorized",
-                  text: "Authenticate (dialback) before sending stanzas",
-                  detail: "stanza before authentication",
+            ELEMENT: [
+              {
+                guard: and(["isStartTls", "tlsOffered"]),
+                target: "tlsStarting",
+                actions: ["sendProceed", "startTls"],
+              },
+              {
+                guard: "isStartTls",
+                target: "#s2sIn.closing",
+                actions: [
+                  "sendTlsFailure",
+                  { type: "endStream", params: { detail: "STARTTLS not offered" } },
+                ],
+              },
+              {
+                guard: "isStanza",
+                target: "#s2sIn.closing",
+                actions: {
+                  type: "endStream",
+                  params: {
+                    condition: "not-authorized",
+                    text: "Authenticate (dialback) before sending stanzas",
+                    detail: "stanza before authentication",
+                  },
                 },
               },
+            ],
+          },
+          // A peer that neither authenticates nor verifies is dropped; waiting on our own
+          // verification (DNS, connect…) does not count against it.
+          after: {
+            stateTimeout: [
+              { guard: "verificationsPending", target: "awaitingAuth", reenter: true },
+              {
+                target: "#s2sIn.closing",
+                actions: {
+                  type: "endStream",
+                  params: {
+                    condition: "connection-timeout",
+                    text: "No authentication",
+                    detail: "state_timeout",
+                  },
+                },
+              },
+            ],
+          },
+        },
+        tlsStarting: {
+          on: {
+            // RFC 6120 §5.4.3.3: the stream restarts on the encrypted connection.
+            TLS_ESTABLISHED: { target: "waitForStream", actions: "markSecure" },
+            TLS_FAILED: {
+              target: "#s2sIn.closing",
+              actions: assign({ closeReason: ({ event }) => `TLS failed: ${event.error}` }),
             },
           },
         },
       },
     },
     // jabberd14: "established incoming connections" — one or more domains authorized.
-    established: {},
+    established: {
+      entry: ["openStanzaPath", "watchIdle"],
+      on: {
+        IDLE: {
+          target: "closing",
+          actions: { type: "endStream", params: { detail: "idle (stream_timeout)" } },
+        },
+      },
+    },
     closing: {},
     closed: { type: "final" },
   },

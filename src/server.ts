@@ -6,8 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AddressInfo, Server, Socket } from "node:net";
+import type { SecureContext } from "node:tls";
 import type { AnyStateMachine, InputFrom } from "xstate";
-import { s2sInMachine } from "../machines/s2sIn.js";
 import { componentDomains, componentMachine } from "../machines/component.js";
 import type { ChildKind } from "../machines/router.js";
 import type { Config } from "./config/schema.js";
@@ -24,6 +24,10 @@ import { hostedDomains } from "./routing/hostedDomains.js";
 import { ActorRegistry } from "./routing/registry.js";
 import { StanzaRouter } from "./routing/stanzaRouter.js";
 import { handshakeMatches } from "./xmpp/handshake.js";
+import { provideS2sIn } from "./s2s/incoming.js";
+import { OutgoingLinks, provideS2sOut } from "./s2s/outgoing.js";
+import { federationPolicy } from "./s2s/policy.js";
+import { loadListenerTls, starttlsOffer } from "./net/tlsContext.js";
 import { NS } from "./xmpp/namespaces.js";
 
 export interface FerryServer {
@@ -49,6 +53,8 @@ function newStreamId(): string {
 
 /** What one listener's accepted sockets become. */
 interface StreamKind<TLogic extends AnyStateMachine> {
+  /** Our certificate (STARTTLS), and whether TLS starts with the first byte (XEP-0368). */
+  tls?: { context: SecureContext; direct: boolean };
   kind: ChildKind;
   tag: LogTag;
   keyPrefix: string;
@@ -126,6 +132,7 @@ export async function startServer(
           host: listener.ip_address,
           backlog: listener.backlog,
           maxConnections: listener.max_connections,
+          ...(stream.tls?.direct === true ? { secureContext: stream.tls.context } : {}),
         },
         (socket: Socket) => {
           const streamId = newStreamId();
@@ -138,6 +145,9 @@ export async function startServer(
             maxStanzaSize: listener.max_stanza_size,
             log: connLog,
             shaper: shaperFor(shaper),
+            ...(stream.tls === undefined
+              ? {}
+              : { tlsContext: () => stream.tls?.context, secure: stream.tls.direct }),
           });
           transports.set(streamId, transport);
           connLog.debug(
@@ -168,10 +178,30 @@ export async function startServer(
     return address;
   }
 
-  const s2sIn = s2sInMachine.provide({ actors: { transport: transportActor(transports) } });
+  // Federation: ours are the hosted domains and every domain a component serves (or served).
+  const hostSet = new Set(hosts);
+  const isLocal = (domain: string): boolean =>
+    hostSet.has(domain) || components.get(domain) !== undefined || components.isAway(domain);
+  const policy = federationPolicy(config.s2s);
+  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId });
+  router.remote = new OutgoingLinks({
+    config,
+    registry,
+    transports,
+    log: log.child("XMPPO"),
+    policy,
+    isLocal,
+    bounce,
+    newId: newStreamId,
+    s2sOut,
+  });
+  const s2sIn = provideS2sIn({ config, registry, transports, router, policy, isLocal, s2sOut });
   const addresses: FerryServer["addresses"] = { s2s: [], service: [] };
   try {
     for (const [index, listener] of config.listen.s2s.entries()) {
+      const where = `listen.s2s[${index}]`;
+      const tlsContext = loadListenerTls(listener.tls, where);
+      const starttls = starttlsOffer(listener.tls, tlsContext);
       addresses.s2s.push(
         await serve(
           listener,
@@ -182,11 +212,15 @@ export async function startServer(
             keyPrefix: "in",
             defaultNs: NS.SERVER,
             logic: s2sIn,
+            ...(tlsContext === undefined
+              ? {}
+              : { tls: { context: tlsContext, direct: listener.tls?.mode === "tls" } }),
             input: (streamId) => ({
               streamId,
               hosts,
               stateTimeoutMs: listener.state_timeout,
-              starttls: "none" as const,
+              streamTimeoutMs: config.s2s.outgoing.stream_timeout,
+              starttls,
             }),
           },
           listener.shaper,
@@ -227,7 +261,7 @@ export async function startServer(
             }
             components.add(link);
             links.set(context.streamId, link);
-            transport.stanzaSink = componentIngress(link, transport, router, listener.check_from);
+            transport.stanzaSink = componentIngress(link, router, listener.check_from);
           },
           unregisterRoutes: ({ context }) => {
             const link = links.get(context.streamId);

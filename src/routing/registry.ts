@@ -20,6 +20,8 @@ export interface ChildSpec<TLogic extends AnyStateMachine> {
   restartable: boolean;
   /** Frees what the child held outside the actor (socket, buffered stanzas to bounce). */
   release?: (reason: string) => void;
+  /** Told the child's output when it reaches a final state (a verification's verdict). */
+  onDone?: (output: unknown) => void;
 }
 
 interface Entry {
@@ -129,8 +131,10 @@ export class ActorRegistry {
       },
       complete: () => {
         // Only the current incarnation of a key may report (a restart replaces the actor).
-        if (this.entries.get(spec.key)?.actor === actor)
-          this.router.send({ type: "CHILD_DONE", key: spec.key });
+        if (this.entries.get(spec.key)?.actor !== actor) return;
+        const snapshot = actor.getSnapshot() as { status: string; output?: unknown };
+        if (snapshot.status === "done") spec.onDone?.(snapshot.output);
+        this.router.send({ type: "CHILD_DONE", key: spec.key });
       },
       error: (err) => {
         log.error(`actor crashed: ${describe(err)}`);

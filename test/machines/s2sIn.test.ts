@@ -21,7 +21,14 @@ function start(input: Partial<S2sInInput> = {}) {
     },
   });
   const actor = createActor(machine, {
-    input: { streamId: "s1", hosts: ["a.example"], stateTimeoutMs: 50, starttls: "none", ...input },
+    input: {
+      streamId: "s1",
+      hosts: ["a.example"],
+      stateTimeoutMs: 50,
+      streamTimeoutMs: 1000,
+      starttls: "none",
+      ...input,
+    },
   });
   actor.start();
   return { actor, commands, transportStopped: () => stopped };

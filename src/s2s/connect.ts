@@ -1,0 +1,119 @@
+/**
+ * The `connect` step of an outgoing stream (seed 000's "we started to connect"): resolve the remote
+ * domain, then try every address in turn, each within `connection_timeout`, keeping one line per
+ * attempt ("connection results"). The connected socket becomes a transport in the table; the
+ * machine gets its id. Failures carry the bounce condition and a text saying what failed.
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { fromPromise } from "xstate";
+import type { ConnectInput, ConnectOutput, LinkFailure } from "../../machines/s2sOut.js";
+import type { Logger } from "../log.js";
+import { resolveTargets, type ResolveOptions, type Target } from "../dns/resolve.js";
+import { XmppTransport } from "../net/transport.js";
+import type { TransportTable } from "../net/transportActor.js";
+import { NS } from "../xmpp/namespaces.js";
+
+export interface ConnectOptions {
+  resolve: ResolveOptions;
+  connectionTimeoutMs: number;
+  maxStanzaSize: number;
+  transports: TransportTable;
+  log: Logger;
+  newId: () => string;
+}
+
+export class ConnectFailure extends Error implements LinkFailure {
+  constructor(
+    readonly condition: LinkFailure["condition"],
+    readonly text: string,
+    readonly attempts: string[],
+  ) {
+    super(text);
+  }
+}
+
+function open(
+  target: Target,
+  servername: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket: net.Socket = target.directTls
+      ? tls.connect({
+          host: target.host,
+          port: target.port,
+          servername: target.tlsName ?? servername,
+          ALPNProtocols: ["xmpp-server"],
+          // Certificates are checked by the trust layer (issue 5), not while connecting.
+          rejectUnauthorized: false,
+        })
+      : net.connect({ host: target.host, port: target.port, noDelay: true });
+    const ready = target.directTls ? "secureConnect" : "connect";
+    const fail = (err: Error): void => {
+      cleanup();
+      socket.destroy();
+      reject(err);
+    };
+    const timer = Number.isFinite(timeoutMs)
+      ? setTimeout(() => {
+          fail(new Error(`no connection within ${timeoutMs} ms`));
+        }, timeoutMs)
+      : undefined;
+    const onAbort = (): void => {
+      fail(new Error("abandoned"));
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      socket.off("error", fail);
+      signal.removeEventListener("abort", onAbort);
+    };
+    socket.once("error", fail);
+    signal.addEventListener("abort", onAbort);
+    socket.once(ready, () => {
+      cleanup();
+      resolve(socket);
+    });
+  });
+}
+
+export function connectActor(options: ConnectOptions) {
+  return fromPromise<ConnectOutput, ConnectInput>(async ({ input, signal }) => {
+    const resolved = await resolveTargets(input.remote, { ...options.resolve, signal });
+    if (resolved.targets.length === 0) {
+      throw new ConnectFailure(
+        "remote-server-not-found",
+        resolved.failure ?? `DNS: no address for ${input.remote}`,
+        resolved.notes,
+      );
+    }
+    const attempts: string[] = [];
+    for (const target of resolved.targets) {
+      const where = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+      try {
+        const socket = await open(target, input.remote, options.connectionTimeoutMs, signal);
+        attempts.push(`${where}: connected${target.directTls ? " (direct TLS)" : ""} (${target.via})`);
+        const connectionId = options.newId();
+        const transport = new XmppTransport({
+          id: connectionId,
+          socket,
+          defaultNs: NS.SERVER,
+          maxStanzaSize: options.maxStanzaSize,
+          log: options.log.child("XMPPO", `out:${input.local}:${input.remote}`),
+          secure: target.directTls,
+        });
+        options.transports.set(connectionId, transport);
+        return { connectionId, peer: where, attempts };
+      } catch (err) {
+        if (signal.aborted) throw err;
+        attempts.push(`${where}: ${err instanceof Error ? err.message : String(err)} (${target.via})`);
+      }
+    }
+    throw new ConnectFailure(
+      "remote-server-timeout",
+      `could not connect to ${input.remote}: ${attempts.join("; ")}`,
+      attempts,
+    );
+  });
+}

@@ -1,0 +1,134 @@
+/**
+ * Incoming federation: the s2sIn machine provided with its real I/O — the dialback secret
+ * (answering db:verify as the authoritative server), verifications (a dialbackVerify actor per
+ * db:result), the federation policy, and, once a domain is authorized, the stanza path.
+ */
+import type { AnyActorRef } from "xstate";
+import { s2sInMachine, pairKey, type S2sInContext } from "../../machines/s2sIn.js";
+import { dialbackVerifyMachine, type DialbackVerifyOutput } from "../../machines/dialbackVerify.js";
+import type { Config } from "../config/schema.js";
+import type { Element } from "../xml/element.js";
+import { CONTENT_NAMESPACES } from "../xmpp/namespaces.js";
+import { Jid } from "../xmpp/jid.js";
+import { dbVerifyAnswer, dialbackKeyMatches, readDialback } from "../xmpp/dialback.js";
+import type { XmppTransport } from "../net/transport.js";
+import { transportActor, type TransportTable } from "../net/transportActor.js";
+import type { ActorRegistry } from "../routing/registry.js";
+import type { StanzaRouter } from "../routing/stanzaRouter.js";
+import type { FederationPolicy } from "./policy.js";
+import type { provideS2sOut } from "./outgoing.js";
+
+export interface IncomingOptions {
+  config: Config;
+  registry: ActorRegistry;
+  transports: TransportTable;
+  router: StanzaRouter;
+  policy: FederationPolicy;
+  isLocal: (domain: string) => boolean;
+  s2sOut: ReturnType<typeof provideS2sOut>;
+}
+
+/**
+ * Stanzas on an established incoming stream (RFC 6120 §8, §4.9.3): both addresses present, the
+ * `to` domain ours (else <host-unknown/>), the (from, to) domain pair authorized by dialback on this
+ * stream (else <invalid-from/>). No statechart event per stanza.
+ */
+export function remoteIngress(
+  actor: AnyActorRef,
+  transport: XmppTransport,
+  router: StanzaRouter,
+  isLocal: (domain: string) => boolean,
+): (stanza: Element) => void {
+  return (stanza) => {
+    const ns = stanza.attrs.xmlns;
+    if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) delete stanza.attrs.xmlns;
+    const from = Jid.tryParse(stanza.attrs.from ?? "");
+    const to = Jid.tryParse(stanza.attrs.to ?? "");
+    if (from === undefined || to === undefined) {
+      transport.fail("improper-addressing", "stanzas between servers need valid 'from' and 'to' addresses");
+      return;
+    }
+    if (!isLocal(to.domain)) {
+      transport.fail("host-unknown", `${to.domain} is not served here`);
+      return;
+    }
+    const context = (actor.getSnapshot() as { context: S2sInContext }).context;
+    if (!context.authorized.includes(pairKey(from.domain, to.domain))) {
+      transport.fail(
+        "invalid-from",
+        `${from.domain} is not authorized to send to ${to.domain} on this stream`,
+      );
+      return;
+    }
+    router.route(stanza, from, to);
+  };
+}
+
+export function provideS2sIn(options: IncomingOptions) {
+  const secret = options.config.s2s.shared;
+  const outgoing = options.config.s2s.outgoing;
+  const verifyLogic = dialbackVerifyMachine.provide({ actors: { conn: options.s2sOut } });
+  const transportOf = (context: S2sInContext): XmppTransport | undefined =>
+    options.transports.get(context.streamId);
+
+  return s2sInMachine.provide({
+    actors: { transport: transportActor(options.transports) },
+    guards: {
+      headerTargetServed: ({ event }) =>
+        event.type === "STREAM_HEADER" && options.isLocal((event.header.to ?? "").toLowerCase()),
+      dbTargetServed: ({ event }) => {
+        const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
+        return db !== undefined && options.isLocal(db.to);
+      },
+      dbOriginAllowed: ({ event }) => {
+        const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
+        return db !== undefined && options.policy(db.from);
+      },
+    },
+    actions: {
+      // XEP-0220 step 3, as the authoritative server: is this our key for that stream?
+      answerVerify: ({ context, event }) => {
+        const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
+        if (db?.id === undefined) return;
+        const valid = options.isLocal(db.to) && dialbackKeyMatches(secret, db.from, db.to, db.id, db.key);
+        transportOf(context)?.send(dbVerifyAnswer(db.to, db.from, db.id, valid ? "valid" : "invalid"));
+      },
+      // XEP-0220 step 2: ask the originating domain's authoritative server.
+      startVerification: ({ context, event, self }) => {
+        const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
+        if (db === undefined) return;
+        const key = `verify:${context.streamId}:${db.from}:${db.to}`;
+        if (options.registry.get(key)) return; // the same pair asked twice: one verification answers both
+        options.registry.start({
+          key,
+          kind: "dialbackVerify",
+          logic: verifyLogic,
+          input: {
+            streamId: context.streamId,
+            local: db.to,
+            remote: db.from,
+            key: db.key,
+            tlsMode: outgoing.tls.mode,
+            stateTimeoutMs: outgoing.state_timeout,
+            timeoutMs: outgoing.connection_timeout + 4 * outgoing.state_timeout,
+          },
+          restartable: false,
+          onDone: (output) => {
+            const verdict = output as DialbackVerifyOutput;
+            self.send({
+              type: "DIALBACK_VERIFIED",
+              remote: db.from,
+              local: db.to,
+              result: verdict.result,
+              ...(verdict.reason === undefined ? {} : { reason: verdict.reason }),
+            });
+          },
+        });
+      },
+      openStanzaPath: ({ context, self }) => {
+        const transport = transportOf(context);
+        if (transport) transport.stanzaSink = remoteIngress(self, transport, options.router, options.isLocal);
+      },
+    },
+  });
+}

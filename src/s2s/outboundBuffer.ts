@@ -1,0 +1,101 @@
+/**
+ * The stanzas of one outgoing queue (ARCHITECTURE.md "The path of a stanza", out). While the queue's
+ * connection is established and keeps up, a stanza is serialized straight onto it; otherwise it is
+ * held here (bounded in count and bytes; beyond that bounced with `resource-constraint`) and only
+ * the empty → non-empty change is an event for the queue actor.
+ */
+import type { Element } from "../xml/element.js";
+import { serialize } from "../xml/serialize.js";
+import type { XmppTransport } from "../net/transport.js";
+import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
+
+export interface BufferLimits {
+  maxStanzas: number;
+  maxBytes: number;
+}
+
+/** Generous enough for a burst while a link comes up, small enough that one dead peer cannot eat memory. */
+export const DEFAULT_BUFFER_LIMITS: BufferLimits = { maxStanzas: 10_000, maxBytes: 16 * 1024 * 1024 };
+
+export class OutboundBuffer {
+  private items: { stanza: Element; bytes: number }[] = [];
+  private bytes = 0;
+  private writer: XmppTransport | undefined;
+  private readonly flushOnDrain = (): void => {
+    this.flush();
+  };
+  /** Stanzas written to the current and earlier connections (seed 000's "stanza count"). */
+  sent = 0;
+  lastUsed = 0;
+
+  constructor(
+    private readonly limits: BufferLimits,
+    private readonly bounce: (stanza: Element, condition: StanzaErrorCondition, text: string) => void,
+    /** Called when the buffer goes from empty to non-empty without a connection to write to. */
+    private readonly wake: () => void,
+  ) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  push(stanza: Element): void {
+    const writer = this.writer;
+    if (writer && this.items.length === 0 && writer.isOpen && !writer.congested) {
+      this.write(writer, stanza);
+      return;
+    }
+    const bytes = Buffer.byteLength(serialize(stanza));
+    if (this.items.length >= this.limits.maxStanzas || this.bytes + bytes > this.limits.maxBytes) {
+      this.bounce(stanza, "resource-constraint", "too many stanzas waiting for this remote domain");
+      return;
+    }
+    this.items.push({ stanza, bytes });
+    this.bytes += bytes;
+    if (this.items.length === 1 && !writer) this.wake();
+    if (writer) this.flush();
+  }
+
+  /** The queue's connection is established: write what waited, and keep writing directly. */
+  attach(transport: XmppTransport): void {
+    this.writer = transport;
+    transport.onDrain(this.flushOnDrain);
+    this.flush();
+  }
+
+  detach(): void {
+    this.writer?.socket.off("drain", this.flushOnDrain);
+    this.writer = undefined;
+  }
+
+  /** The link failed (or the server stops): every waiting stanza goes back to its sender. */
+  bounceAll(condition: StanzaErrorCondition, text: string): void {
+    const items = this.items;
+    this.items = [];
+    this.bytes = 0;
+    for (const { stanza } of items) this.bounce(stanza, condition, text);
+  }
+
+  private flush(): void {
+    const writer = this.writer;
+    if (!writer) return;
+    while (this.items.length > 0 && writer.isOpen && !writer.congested) {
+      const item = this.items.shift();
+      if (item === undefined) break;
+      this.bytes -= item.bytes;
+      this.write(writer, item.stanza);
+    }
+  }
+
+  private write(writer: XmppTransport, stanza: Element): void {
+    if (writer.send(stanza)) {
+      this.sent++;
+      this.lastUsed = Date.now();
+    } else {
+      // The connection is closing under us: keep the stanza for the next one.
+      const bytes = Buffer.byteLength(serialize(stanza));
+      this.items.unshift({ stanza, bytes });
+      this.bytes += bytes;
+    }
+  }
+}

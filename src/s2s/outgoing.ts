@@ -1,0 +1,161 @@
+/**
+ * Outgoing federation: the RemoteRoute of the stanza router. One queue per (source domain, target
+ * domain), as seed 001 describes, each a `queue` actor (machines/queue.ts) with its buffer here;
+ * the machines are provided once with their real I/O (DNS + TCP, sockets, the dialback secret).
+ */
+import type { Element } from "../xml/element.js";
+import type { Jid } from "../xmpp/jid.js";
+import { dbResultRequest, dialbackKey } from "../xmpp/dialback.js";
+import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
+import { queueMachine } from "../../machines/queue.js";
+import { s2sOutMachine } from "../../machines/s2sOut.js";
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../log.js";
+import { resolveOptionsFromConfig } from "../dns/resolve.js";
+import { transportActor, type TransportTable } from "../net/transportActor.js";
+import type { ActorRegistry } from "../routing/registry.js";
+import type { RemoteRoute } from "../routing/stanzaRouter.js";
+import { connectActor } from "./connect.js";
+import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
+import type { FederationPolicy } from "./policy.js";
+
+export interface OutgoingOptions {
+  config: Config;
+  registry: ActorRegistry;
+  transports: TransportTable;
+  log: Logger;
+  policy: FederationPolicy;
+  /** Whether a domain is ours to send from (hosted, or a component's). */
+  isLocal: (domain: string) => boolean;
+  bounce: (stanza: Element, condition: StanzaErrorCondition, text: string) => void;
+  newId: () => string;
+  limits?: BufferLimits;
+  /** The s2sOut machine with its I/O (see provideS2sOut), shared with dialback verifications. */
+  s2sOut: ReturnType<typeof provideS2sOut>;
+}
+
+const pair = (local: string, remote: string): string => `${local} ${remote}`;
+
+/** The s2sOut machine with its real I/O, shared by queues and dialback verifications. */
+export function provideS2sOut(options: {
+  config: Config;
+  transports: TransportTable;
+  log: Logger;
+  newId: () => string;
+}) {
+  const outgoing = options.config.s2s.outgoing;
+  const secret = options.config.s2s.shared;
+  return s2sOutMachine.provide({
+    actors: {
+      connect: connectActor({
+        resolve: resolveOptionsFromConfig(outgoing),
+        connectionTimeoutMs: outgoing.connection_timeout,
+        maxStanzaSize: outgoing.max_stanza_size,
+        transports: options.transports,
+        log: options.log,
+        newId: options.newId,
+      }),
+      transport: transportActor(options.transports),
+    },
+    actions: {
+      // XEP-0220 step 1 with a XEP-0185 key over the stream id the receiving server gave us.
+      sendDialbackKey: ({ context }) => {
+        const transport = options.transports.get(context.connectionId ?? "");
+        const key = dialbackKey(secret, context.remote, context.local, context.streamId ?? "");
+        transport?.send(dbResultRequest(context.local, context.remote, key));
+      },
+    },
+  });
+}
+
+export class OutgoingLinks implements RemoteRoute {
+  private readonly buffers = new Map<string, OutboundBuffer>();
+  private readonly options: OutgoingOptions;
+  private readonly queueLogic;
+
+  constructor(options: OutgoingOptions) {
+    this.options = options;
+    const buffer = (context: { local: string; remote: string }): OutboundBuffer | undefined =>
+      this.buffers.get(pair(context.local, context.remote));
+    this.queueLogic = queueMachine.provide({
+      actors: { conn: options.s2sOut },
+      guards: { hasPending: ({ context }) => (buffer(context)?.size ?? 0) > 0 },
+      actions: {
+        attachLink: ({ context }, { connectionId }) => {
+          const transport = options.transports.get(connectionId);
+          if (transport) buffer(context)?.attach(transport);
+        },
+        detachLink: ({ context }) => buffer(context)?.detach(),
+        bounceQueued: ({ context }, failure) => {
+          const queued = buffer(context);
+          if (queued && queued.size > 0) {
+            options.log.notice(
+              `bouncing ${queued.size} stanza(s) for ${context.remote} from ${context.local}: ${failure.text}`,
+            );
+          }
+          queued?.bounceAll(failure.condition, failure.text);
+        },
+      },
+    });
+  }
+
+  /** The buffer of a (local, remote) queue, for the admin views. */
+  buffer(local: string, remote: string): OutboundBuffer | undefined {
+    return this.buffers.get(pair(local, remote));
+  }
+
+  deliver(stanza: Element, from: Jid, to: Jid): void {
+    const key = pair(from.domain, to.domain);
+    let queued = this.buffers.get(key);
+    if (!queued) {
+      if (!this.options.isLocal(from.domain)) {
+        this.options.bounce(stanza, "not-allowed", `${from.domain} is not a domain of this server`);
+        return;
+      }
+      if (!this.options.policy(to.domain)) {
+        this.options.log.notice(`refusing to send to ${to.domain}: denied by default_policy/host_policy`);
+        this.options.bounce(
+          stanza,
+          "remote-server-not-found",
+          `policy: federation with ${to.domain} is not allowed`,
+        );
+        return;
+      }
+      queued = this.open(from.domain, to.domain);
+    }
+    queued.push(stanza);
+  }
+
+  private open(local: string, remote: string): OutboundBuffer {
+    const key = pair(local, remote);
+    const actorKey = `out:${local}:${remote}`;
+    const outgoing = this.options.config.s2s.outgoing;
+    const queued = new OutboundBuffer(
+      this.options.limits ?? DEFAULT_BUFFER_LIMITS,
+      this.options.bounce,
+      () => {
+        this.options.registry.get(actorKey)?.send({ type: "NONEMPTY" });
+      },
+    );
+    this.buffers.set(key, queued);
+    this.options.registry.start({
+      key: actorKey,
+      kind: "queue",
+      logic: this.queueLogic,
+      input: {
+        local,
+        remote,
+        maxRetryDelayMs: outgoing.max_retry_delay * 1000,
+        tlsMode: outgoing.tls.mode,
+        stateTimeoutMs: outgoing.state_timeout,
+        streamTimeoutMs: outgoing.stream_timeout,
+      },
+      restartable: true,
+      release: (reason) => {
+        this.buffers.delete(key);
+        queued.bounceAll("remote-server-timeout", `queue for ${remote} stopped: ${reason}`);
+      },
+    });
+    return queued;
+  }
+}
