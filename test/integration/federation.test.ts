@@ -1,0 +1,265 @@
+/**
+ * Ferry ↔ Ferry federation on loopback: two servers, each with a component, exchanging stanzas over
+ * S2S with dialback in both directions (plain and STARTTLS), and what senders get back when the
+ * other side is down or refuses.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { loadConfigText } from "../../src/config/load.js";
+import { silentLogger } from "../../src/log.js";
+import { startServer, type FerryServer } from "../../src/server.js";
+import { freePort, type WirePeer } from "../helpers/wire.js";
+import { connectComponent } from "../helpers/component.js";
+
+interface Side {
+  server: FerryServer;
+  s2s: number;
+  comp: number;
+}
+
+const message = (from: string, to: string, body: string, id: string): string =>
+  `<message from='${from}' to='${to}' id='${id}' type='chat'><body>${body}</body></message>`;
+
+function config(opts: {
+  host: string;
+  s2s: number;
+  comp: number;
+  peers: Record<string, number>;
+  tls?: { cert: string; key: string };
+  mode?: string;
+  extra?: string;
+}): string {
+  const overrides = Object.entries(opts.peers)
+    .map(([host, port]) => `{host = "${host}", ip_address = "127.0.0.1", port = ${port}}`)
+    .join(", ");
+  return `[general]
+hosts = ["${opts.host}"]
+
+[[listen.s2s]]
+port = ${opts.s2s}
+ip_address = "127.0.0.1"
+${opts.tls ? `tls.certfile = "${opts.tls.cert}"\ntls.keyfile = "${opts.tls.key}"\n` : ""}
+[[listen.service]]
+port = ${opts.comp}
+ip_address = "127.0.0.1"
+password = "secret"
+
+[s2s]
+outgoing.address = [${overrides}]
+outgoing.connection_timeout = 2000
+outgoing.max_retry_delay = 2
+${opts.mode ? `outgoing.tls.mode = "${opts.mode}"` : ""}
+${opts.extra ?? ""}
+`;
+}
+
+async function pair(
+  a: { host: string; tls?: { cert: string; key: string }; mode?: string; extra?: string },
+  b: { host: string; tls?: { cert: string; key: string }; mode?: string; extra?: string },
+): Promise<[Side, Side]> {
+  const [aS2s, aComp, bS2s, bComp] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const peersOfA = { [b.host]: bS2s, [`svc.${b.host}`]: bS2s };
+  const peersOfB = { [a.host]: aS2s, [`svc.${a.host}`]: aS2s };
+  const serverA = await startServer(
+    loadConfigText(config({ ...a, s2s: aS2s, comp: aComp, peers: peersOfA }), "a.toml").config,
+    silentLogger,
+  );
+  const serverB = await startServer(
+    loadConfigText(config({ ...b, s2s: bS2s, comp: bComp, peers: peersOfB }), "b.toml").config,
+    silentLogger,
+  );
+  return [
+    { server: serverA, s2s: aS2s, comp: aComp },
+    { server: serverB, s2s: bS2s, comp: bComp },
+  ];
+}
+
+describe("Ferry ↔ Ferry federation", () => {
+  describe("plain, dialback", () => {
+    let a: Side;
+    let b: Side;
+    let compA: WirePeer;
+    let compB: WirePeer;
+
+    before(async () => {
+      [a, b] = await pair({ host: "a.example" }, { host: "b.example" });
+      compA = await connectComponent(a.comp, "svc.a.example", "secret");
+      compB = await connectComponent(b.comp, "svc.b.example", "secret");
+    });
+
+    after(async () => {
+      compA.destroy();
+      compB.destroy();
+      await Promise.all([a.server.stop(), b.server.stop()]);
+    });
+
+    it("delivers a message from a component on A to a component on B, and back", async () => {
+      compA.send(message("alice@svc.a.example", "bob@svc.b.example", "over the ferry", "f1"));
+      const got = await compB.waitFor(/<body>over the ferry<\/body>/, 10_000);
+      assert.match(got, /from=['"]alice@svc\.a\.example['"]/);
+      compB.send(message("bob@svc.b.example", "alice@svc.a.example", "and back", "f2"));
+      await compA.waitFor(/<body>and back<\/body>/, 10_000);
+    });
+
+    it("carries presence and iq, and answers an iq to the remote server itself", async () => {
+      compA.send("<presence from='alice@svc.a.example' to='bob@svc.b.example'/>");
+      await compB.waitFor(/<presence [^>]*from=['"]alice@svc\.a\.example['"]/, 10_000);
+      compA.send(
+        "<iq type='get' id='ping-b' from='alice@svc.a.example' to='b.example'><ping xmlns='urn:xmpp:ping'/></iq>",
+      );
+      const got = await compA.waitFor(/id=['"]ping-b['"]/, 10_000);
+      assert.match(got, /<iq [^>]*type=['"]result['"]/);
+    });
+
+    it("piggybacks a second domain pair on the same streams", async () => {
+      // The server domain a.example → svc.b.example is another (source, target) pair.
+      compA.send(
+        "<iq type='get' id='disco-b' from='svc.a.example' to='b.example'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+      );
+      const got = await compA.waitFor(/id=['"]disco-b['"][\s\S]*<\/iq>/, 10_000);
+      assert.match(got, /<item jid=['"]svc\.b\.example['"]\/>/);
+    });
+
+    it("bounces to the sender when the remote component is not connected", async () => {
+      compA.send(message("alice@svc.a.example", "x@gone.b.example", "anyone?", "f3"));
+      const got = await compA.waitFor(/id=['"]f3['"][\s\S]*?<\/message>/, 10_000);
+      assert.match(got, /type=['"]error['"]/);
+    });
+  });
+
+  describe("failures", () => {
+    it("bounces with remote-server-timeout when the peer is down, within connection_timeout", async () => {
+      const [aS2s, aComp, deadPort] = [await freePort(), await freePort(), await freePort()];
+      const server = await startServer(
+        loadConfigText(
+          config({ host: "a.example", s2s: aS2s, comp: aComp, peers: { "down.example": deadPort } }),
+          "a.toml",
+        ).config,
+        silentLogger,
+      );
+      const comp = await connectComponent(aComp, "svc.a.example", "secret");
+      try {
+        const started = Date.now();
+        comp.send(message("alice@svc.a.example", "bob@down.example", "hello?", "d1"));
+        const got = await comp.waitFor(/id=['"]d1['"][\s\S]*?<\/message>/, 10_000);
+        assert.match(got, /<remote-server-timeout xmlns=['"]urn:ietf:params:xml:ns:xmpp-stanzas['"]\/>/);
+        assert.match(got, /could not connect to down\.example/);
+        assert.ok(Date.now() - started < 3000);
+      } finally {
+        comp.destroy();
+        await server.stop();
+      }
+    });
+
+    it("bounces with remote-server-not-found when DNS knows no such domain", async () => {
+      const [aS2s, aComp, dns] = [await freePort(), await freePort(), await freePort()];
+      const server = await startServer(
+        loadConfigText(
+          config({
+            host: "a.example",
+            s2s: aS2s,
+            comp: aComp,
+            peers: {},
+            // A DNS server that is not there: the lookup fails, and says so.
+            extra: `outgoing.dns.servers = ["127.0.0.1:${dns}"]\noutgoing.dns.timeout = 1\noutgoing.dns.retries = 1`,
+          }),
+          "a.toml",
+        ).config,
+        silentLogger,
+      );
+      const comp = await connectComponent(aComp, "svc.a.example", "secret");
+      try {
+        comp.send(message("alice@svc.a.example", "bob@nowhere.example", "hello?", "n1"));
+        const got = await comp.waitFor(/id=['"]n1['"][\s\S]*?<\/message>/, 10_000);
+        assert.match(got, /<remote-server-not-found xmlns=['"]urn:ietf:params:xml:ns:xmpp-stanzas['"]\/>/);
+        assert.match(got, /DNS/);
+      } finally {
+        comp.destroy();
+        await server.stop();
+      }
+    });
+
+    it("refuses to federate with a domain host_policy denies, on both sides", async () => {
+      const [a, b] = await pair(
+        { host: "a.example", extra: `host_policy = [{host = "svc.b.example", policy = "deny"}]` },
+        { host: "b.example", extra: `default_policy = "deny"` },
+      );
+      const compA = await connectComponent(a.comp, "svc.a.example", "secret");
+      const compB = await connectComponent(b.comp, "svc.b.example", "secret");
+      try {
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "denied", "p1"));
+        const got = await compA.waitFor(/id=['"]p1['"][\s\S]*?<\/message>/, 10_000);
+        assert.match(got, /remote-server-not-found/);
+        assert.match(got, /policy/);
+        // B denies everyone: A's attempt to reach it fails and comes back.
+        compA.send(message("alice@svc.a.example", "x@b.example", "denied too", "p2"));
+        const got2 = await compA.waitFor(/id=['"]p2['"][\s\S]*?<\/message>/, 10_000);
+        assert.match(got2, /type=['"]error['"]/);
+      } finally {
+        compA.destroy();
+        compB.destroy();
+        await Promise.all([a.server.stop(), b.server.stop()]);
+      }
+    });
+  });
+
+  describe("STARTTLS, dialback", () => {
+    let dir: string;
+    let a: Side;
+    let b: Side;
+
+    before(async () => {
+      dir = mkdtempSync(path.join(tmpdir(), "ferry-tls-"));
+      const cert = path.join(dir, "cert.pem");
+      const key = path.join(dir, "key.pem");
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          key,
+          "-out",
+          cert,
+          "-days",
+          "2",
+          "-subj",
+          "/CN=ferry.test",
+        ],
+        { stdio: "ignore" },
+      );
+      [a, b] = await pair(
+        { host: "a.example", tls: { cert, key }, mode: "starttls_required" },
+        { host: "b.example", tls: { cert, key }, mode: "starttls_required" },
+      );
+    });
+
+    after(async () => {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("exchanges messages over STARTTLS in both directions", async () => {
+      const compA = await connectComponent(a.comp, "svc.a.example", "secret");
+      const compB = await connectComponent(b.comp, "svc.b.example", "secret");
+      try {
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "encrypted", "t1"));
+        await compB.waitFor(/<body>encrypted<\/body>/, 10_000);
+        compB.send(message("bob@svc.b.example", "alice@svc.a.example", "encrypted back", "t2"));
+        await compA.waitFor(/<body>encrypted back<\/body>/, 10_000);
+      } finally {
+        compA.destroy();
+        compB.destroy();
+      }
+    });
+  });
+});
