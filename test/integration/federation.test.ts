@@ -12,7 +12,8 @@ import path from "node:path";
 import { loadConfigText } from "../../src/config/load.js";
 import { silentLogger } from "../../src/log.js";
 import { startServer, type FerryServer } from "../../src/server.js";
-import { freePort, type WirePeer } from "../helpers/wire.js";
+import { S2S_HEADER, WirePeer, freePort } from "../helpers/wire.js";
+import { dialbackKey } from "../../src/xmpp/dialback.js";
 import { connectComponent } from "../helpers/component.js";
 
 interface Side {
@@ -203,6 +204,149 @@ describe("Ferry ↔ Ferry federation", () => {
         compA.destroy();
         compB.destroy();
         await Promise.all([a.server.stop(), b.server.stop()]);
+      }
+    });
+  });
+
+  describe("dialback on the wire", () => {
+    let a: Side;
+    let b: Side;
+
+    before(async () => {
+      [a, b] = await pair(
+        { host: "a.example", extra: `shared = "secret-a"` },
+        { host: "b.example", extra: `shared = "secret-b"` },
+      );
+    });
+
+    after(async () => {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+    });
+
+    it("answers db:verify valid for a key it issued and invalid for any other", async () => {
+      const peer = await WirePeer.connect(a.s2s);
+      peer.send(S2S_HEADER("a.example", "b.example"));
+      await peer.waitFor(/<\/stream:features>/);
+      const good = dialbackKey("secret-a", "b.example", "a.example", "stream-1");
+      peer.send(`<db:verify from='b.example' to='a.example' id='stream-1'>${good}</db:verify>`);
+      peer.send(`<db:verify from='b.example' to='a.example' id='stream-2'>${good}</db:verify>`);
+      const got = await peer.waitFor(/id=['"]stream-2['"][^>]*\/>|id=['"]stream-2['"][^>]*><\/db:verify>/);
+      assert.match(
+        got,
+        /<db:verify [^>]*id=['"]stream-1['"][^>]*type=['"]valid['"]|<db:verify [^>]*type=['"]valid['"][^>]*id=['"]stream-1['"]/,
+      );
+      assert.match(
+        got,
+        /<db:verify [^>]*id=['"]stream-2['"][^>]*type=['"]invalid['"]|<db:verify [^>]*type=['"]invalid['"][^>]*id=['"]stream-2['"]/,
+      );
+      peer.destroy();
+    });
+
+    it("authorizes a domain only after asking its authoritative server, then enforces from and to", async () => {
+      const comp = await connectComponent(a.comp, "svc.a.example", "secret");
+      const peer = await WirePeer.connect(a.s2s);
+      peer.send(S2S_HEADER("a.example", "b.example"));
+      const header = await peer.waitFor(/<\/stream:features>/);
+      const id = / id=['"]([^'"]+)['"]/.exec(header)?.[1] ?? "";
+      // A key made with B's secret: A asks B (the authoritative server for b.example), which says valid.
+      peer.send(
+        `<db:result from='b.example' to='svc.a.example'>${dialbackKey("secret-b", "svc.a.example", "b.example", id)}</db:result>`,
+      );
+      await peer.waitFor(/<db:result [^>]*type=['"]valid['"]/, 10_000);
+      peer.send("<message from='x@b.example' to='y@svc.a.example' id='w1'><body>authorized</body></message>");
+      await comp.waitFor(/authorized/);
+      peer.send("<message from='x@evil.example' to='y@svc.a.example' id='w2'><body>spoofed</body></message>");
+      await peer.waitFor(/<invalid-from xmlns=['"]urn:ietf:params:xml:ns:xmpp-streams['"]\/>/);
+      assert.doesNotMatch(comp.received, /spoofed/);
+      comp.destroy();
+    });
+
+    it("says invalid for a forged key, and refuses stanzas on that stream", async () => {
+      const peer = await WirePeer.connect(a.s2s);
+      peer.send(S2S_HEADER("a.example", "b.example"));
+      await peer.waitFor(/<\/stream:features>/);
+      peer.send(`<db:result from='b.example' to='a.example'>${"0".repeat(64)}</db:result>`);
+      await peer.waitFor(/<db:result [^>]*type=['"]invalid['"]/, 10_000);
+      peer.send("<message from='x@b.example' to='y@a.example'><body>let me</body></message>");
+      await peer.waitFor(/<not-authorized xmlns=['"]urn:ietf:params:xml:ns:xmpp-streams['"]\/>/);
+    });
+
+    it("answers a db:result for a domain it does not serve with a dialback error", async () => {
+      const peer = await WirePeer.connect(a.s2s);
+      peer.send(S2S_HEADER("a.example", "b.example"));
+      await peer.waitFor(/<\/stream:features>/);
+      peer.send("<db:result from='b.example' to='other.example'>abc</db:result>");
+      const got = await peer.waitFor(/<\/db:result>/);
+      assert.match(got, /<db:result [^>]*type=['"]error['"]/);
+      assert.match(got, /<item-not-found xmlns=['"]urn:ietf:params:xml:ns:xmpp-stanzas['"]\/>/);
+      peer.destroy();
+    });
+  });
+
+  describe("queue life", () => {
+    it("closes an idle link after stream_timeout and opens a new one for the next stanza", async () => {
+      const [a, b] = await pair(
+        { host: "a.example", extra: "outgoing.stream_timeout = 300" },
+        { host: "b.example", extra: "outgoing.stream_timeout = 300" },
+      );
+      const compA = await connectComponent(a.comp, "svc.a.example", "secret");
+      const compB = await connectComponent(b.comp, "svc.b.example", "secret");
+      const incoming = (): string[] => [...b.server.registry.keys()].filter((k) => k.startsWith("in:"));
+      try {
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "first", "i1"));
+        await compB.waitFor(/first/, 10_000);
+        assert.equal(incoming().length, 1, "one incoming stream at B");
+        const deadline = Date.now() + 5000;
+        while (incoming().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        assert.equal(incoming().length, 0, "the idle stream was closed");
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "second", "i2"));
+        await compB.waitFor(/second/, 10_000);
+      } finally {
+        compA.destroy();
+        compB.destroy();
+        await Promise.all([a.server.stop(), b.server.stop()]);
+      }
+    });
+
+    it("backs off after a failure and delivers what waited once the peer is back", async () => {
+      const [aS2s, aComp, bS2s, bComp] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ];
+      const peers = { "b.example": bS2s, "svc.b.example": bS2s };
+      const a = await startServer(
+        loadConfigText(config({ host: "a.example", s2s: aS2s, comp: aComp, peers }), "a.toml").config,
+        silentLogger,
+      );
+      const compA = await connectComponent(aComp, "svc.a.example", "secret");
+      let b: FerryServer | undefined;
+      let compB: WirePeer | undefined;
+      try {
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "too early", "b1"));
+        await compA.waitFor(/id=['"]b1['"][\s\S]*?remote-server-timeout/, 10_000);
+        // During the backoff (about 1 s) a new stanza waits instead of failing at once.
+        b = await startServer(
+          loadConfigText(
+            config({
+              host: "b.example",
+              s2s: bS2s,
+              comp: bComp,
+              peers: { "a.example": aS2s, "svc.a.example": aS2s },
+            }),
+            "b.toml",
+          ).config,
+          silentLogger,
+        );
+        compB = await connectComponent(bComp, "svc.b.example", "secret");
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "after the backoff", "b2"));
+        await compB.waitFor(/after the backoff/, 10_000);
+        assert.doesNotMatch(compA.received, /id=['"]b2['"][^>]*type=['"]error['"]/);
+      } finally {
+        compA.destroy();
+        compB?.destroy();
+        await Promise.all([a.stop(), b?.stop()]);
       }
     });
   });
