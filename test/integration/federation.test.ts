@@ -5,8 +5,9 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { loadConfigText } from "../../src/config/load.js";
@@ -204,6 +205,74 @@ describe("Ferry ↔ Ferry federation", () => {
         compA.destroy();
         compB.destroy();
         await Promise.all([a.server.stop(), b.server.stop()]);
+      }
+    });
+  });
+
+  describe("two processes", () => {
+    it("a Ferry process and another Ferry exchange messages both ways over dialback", async () => {
+      const root = fileURLToPath(new URL("../../../", import.meta.url));
+      const bin = path.join(
+        root,
+        (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { bin: { ferry: string } }).bin
+          .ferry,
+      );
+      const [aS2s, aComp, bS2s, bComp] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ];
+      const dir = mkdtempSync(path.join(tmpdir(), "ferry-proc-"));
+      const file = path.join(dir, "b.toml");
+      writeFileSync(
+        file,
+        config({
+          host: "b.example",
+          s2s: bS2s,
+          comp: bComp,
+          peers: { "a.example": aS2s, "svc.a.example": aS2s },
+        }),
+      );
+      const child = spawn(process.execPath, [bin, "--config", file], { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+      const a = await startServer(
+        loadConfigText(
+          config({
+            host: "a.example",
+            s2s: aS2s,
+            comp: aComp,
+            peers: { "b.example": bS2s, "svc.b.example": bS2s },
+          }),
+          "a.toml",
+        ).config,
+        silentLogger,
+      );
+      try {
+        let compB: WirePeer | undefined;
+        const deadline = Date.now() + 10_000;
+        while (!compB) {
+          try {
+            compB = await connectComponent(bComp, "svc.b.example", "secret");
+          } catch {
+            if (Date.now() > deadline) throw new Error(`ferry B did not start: ${stderr}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        const compA = await connectComponent(aComp, "svc.a.example", "secret");
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "to the other process", "x1"));
+        await compB.waitFor(/to the other process/, 10_000);
+        compB.send(message("bob@svc.b.example", "alice@svc.a.example", "and back again", "x2"));
+        await compA.waitFor(/and back again/, 10_000);
+        compA.destroy();
+        compB.destroy();
+      } finally {
+        child.kill("SIGTERM");
+        assert.equal(await exited, 0, stderr);
+        await a.stop();
+        rmSync(dir, { recursive: true, force: true });
       }
     });
   });
