@@ -14,7 +14,7 @@ import type { Config } from "./config/schema.js";
 import type { Logger, LogTag } from "./log.js";
 import { StanzaCounters } from "./metrics/stanzaCounters.js";
 import { listenTcp, stopListening } from "./net/listen.js";
-import { Shaper } from "./net/shaper.js";
+import { shaperFor } from "./net/shaper.js";
 import { XmppTransport } from "./net/transport.js";
 import { transportActor, type TransportTable } from "./net/transportActor.js";
 import { compileAccess } from "./routing/access.js";
@@ -113,11 +113,6 @@ export async function startServer(
   );
   const bounce = router.bounce.bind(router);
 
-  const shaperFor = (name: string): Shaper | undefined => {
-    const shaper = name === "none" ? undefined : config.shaper[name];
-    return shaper === undefined ? undefined : new Shaper(shaper.max_rate);
-  };
-
   async function serve<TLogic extends AnyStateMachine>(
     listener: Config["listen"]["s2s"][number] | Config["listen"]["service"][number],
     where: string,
@@ -144,7 +139,7 @@ export async function startServer(
             defaultNs: stream.defaultNs,
             maxStanzaSize: listener.max_stanza_size,
             log: connLog,
-            shaper: shaperFor(shaper),
+            shaper: shaperFor(config.shaper, shaper),
             ...(stream.tls === undefined
               ? {}
               : { tlsContext: () => stream.tls?.context, secure: stream.tls.direct }),

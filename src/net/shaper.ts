@@ -23,3 +23,12 @@ export class Shaper {
     return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / this.maxRate);
   }
 }
+
+/** A fresh shaper for one connection from `[shaper.NAME]`, or none for "none". */
+export function shaperFor(
+  shapers: Readonly<Record<string, { max_rate: number }>>,
+  name: string,
+): Shaper | undefined {
+  const shaper = name === "none" ? undefined : shapers[name];
+  return shaper === undefined ? undefined : new Shaper(shaper.max_rate);
+}

@@ -11,6 +11,7 @@ import type { ConnectInput, ConnectOutput, LinkFailure } from "../../machines/s2
 import type { Logger } from "../log.js";
 import { resolveTargets, type ResolveOptions, type Target } from "../dns/resolve.js";
 import { XmppTransport } from "../net/transport.js";
+import type { Shaper } from "../net/shaper.js";
 import type { TransportTable } from "../net/transportActor.js";
 import { NS } from "../xmpp/namespaces.js";
 
@@ -21,6 +22,8 @@ export interface ConnectOptions {
   transports: TransportTable;
   log: Logger;
   newId: () => string;
+  /** `outgoing.shaper`: limits how fast the remote server may send to us on this connection. */
+  shaper?: () => Shaper | undefined;
 }
 
 export class ConnectFailure extends Error implements LinkFailure {
@@ -102,6 +105,7 @@ export function connectActor(options: ConnectOptions) {
           maxStanzaSize: options.maxStanzaSize,
           log: options.log.child("XMPPO", `out:${input.local}:${input.remote}`),
           secure: target.directTls,
+          ...(options.shaper === undefined ? {} : { shaper: options.shaper() }),
         });
         options.transports.set(connectionId, transport);
         return { connectionId, peer: where, attempts };

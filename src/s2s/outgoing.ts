@@ -16,6 +16,7 @@ import { transportActor, type TransportTable } from "../net/transportActor.js";
 import type { ActorRegistry } from "../routing/registry.js";
 import type { RemoteRoute } from "../routing/stanzaRouter.js";
 import { connectActor } from "./connect.js";
+import { shaperFor } from "../net/shaper.js";
 import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
 import type { FederationPolicy } from "./policy.js";
 
@@ -54,6 +55,7 @@ export function provideS2sOut(options: {
         transports: options.transports,
         log: options.log,
         newId: options.newId,
+        shaper: () => shaperFor(options.config.shaper, outgoing.shaper),
       }),
       transport: transportActor(options.transports),
     },
