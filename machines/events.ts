@@ -29,7 +29,8 @@ export type TransportEvent =
   /** The peer broke the stream (bad XML, or a protocol violation seen on the stanza path). */
   | { type: "STREAM_ERROR"; condition: StreamErrorCondition; text: string }
   | { type: "SOCKET_CLOSED"; error?: string }
-  | { type: "TLS_ESTABLISHED" }
+  /** TLS is up; as the receiving side the transport also draws the restarted stream's new id. */
+  | { type: "TLS_ESTABLISHED"; streamId?: string }
   | { type: "TLS_FAILED"; error: string }
   /** Nothing was sent or received for the WATCH_IDLE time (stream_timeout). */
   | { type: "IDLE" };

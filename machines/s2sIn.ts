@@ -21,7 +21,9 @@ import { stanzaKind } from "../src/xmpp/stanzaErrors.js";
 import { dbResultAnswer, readDialback, type DialbackElement } from "../src/xmpp/dialback.js";
 
 export interface S2sInInput {
-  /** Fresh, unguessable (RFC 6120 §4.7.3); also the key of the transport in src/net. */
+  /** The key of the transport in src/net (and of this actor in the registry). */
+  connectionId: string;
+  /** Fresh, unguessable (RFC 6120 §4.7.3); a new one after STARTTLS. */
   streamId: string;
   hosts: readonly string[];
   /** `[[listen.s2s]] state_timeout`: how long a negotiation step may wait for the peer. */
@@ -150,7 +152,12 @@ export const s2sInMachine = setup({
     sendProceed: sendTo("transport", { type: "SEND" as const, element: el("proceed", { xmlns: NS.TLS }) }),
     sendTlsFailure: sendTo("transport", { type: "SEND" as const, element: el("failure", { xmlns: NS.TLS }) }),
     startTls: sendTo("transport", { type: "START_TLS" as const, role: "server" as const }),
-    markSecure: assign({ secure: true, version: undefined }),
+    markSecure: assign(({ context, event }) => ({
+      secure: true,
+      version: undefined,
+      streamId:
+        event.type === "TLS_ESTABLISHED" && event.streamId !== undefined ? event.streamId : context.streamId,
+    })),
     sendDialbackError: sendTo("transport", ({ event }) => {
       const db = dialbackOf(event);
       return {
@@ -220,7 +227,11 @@ export const s2sInMachine = setup({
 }).createMachine({
   id: "s2sIn",
   context: ({ input }) => ({ ...input, authorized: [], pending: [], secure: false }),
-  invoke: { id: "transport", src: "transport", input: ({ context }) => ({ connectionId: context.streamId }) },
+  invoke: {
+    id: "transport",
+    src: "transport",
+    input: ({ context }) => ({ connectionId: context.connectionId }),
+  },
   initial: "connecting",
   on: {
     SOCKET_CLOSED: {
@@ -385,11 +396,20 @@ export const s2sInMachine = setup({
         },
         tlsStarting: {
           on: {
-            // RFC 6120 §5.4.3.3: the stream restarts on the encrypted connection.
+            // RFC 6120 §5.4.3.3: the stream restarts on the encrypted connection, with a new id.
             TLS_ESTABLISHED: { target: "waitForStream", actions: "markSecure" },
             TLS_FAILED: {
               target: "#s2sIn.closing",
               actions: assign({ closeReason: ({ event }) => `TLS failed: ${event.error}` }),
+            },
+          },
+          after: {
+            stateTimeout: {
+              target: "#s2sIn.closing",
+              actions: {
+                type: "endStream",
+                params: { condition: "connection-timeout", detail: "TLS handshake did not complete" },
+              },
             },
           },
         },
@@ -405,7 +425,8 @@ export const s2sInMachine = setup({
         },
       },
     },
-    closing: {},
+    // The stream is ending: a late verdict or element must not re-establish it or start work.
+    closing: { on: { DIALBACK_VERIFIED: {}, ELEMENT: {} } },
     closed: { type: "final" },
   },
 });

@@ -74,6 +74,8 @@ export interface S2sOutContext extends S2sOutInput {
   verifySent: boolean;
   /** The stream is being closed because of our settings (seed 000's "dropped because of settings"). */
   dropped: boolean;
+  /** The link came up (dialback succeeded) or the verification was answered. */
+  up: boolean;
 }
 
 /** Internal: raised so that the dialback region follows the link region. */
@@ -178,7 +180,10 @@ export const s2sOutMachine = setup({
         db.to === context.local
       );
     },
-    wasUp: ({ context }) => context.failure === undefined,
+    // An orderly end only once the link was up (or we were shutting down); a stream lost during
+    // negotiation is a failure, so the queue bounces and backs off instead of reconnecting at once.
+    wasUp: ({ context }) =>
+      context.failure === undefined && (context.up || context.closeReason === "system-shutdown"),
     dropped: ({ context }) => context.dropped,
   },
   actions: {
@@ -245,6 +250,7 @@ export const s2sOutMachine = setup({
     requestSent: raise({ type: "REQUEST_SENT" }),
     linkEnded: raise({ type: "LINK_ENDED" }),
     markDropped: assign({ dropped: true }),
+    markUp: assign({ up: true }),
     recordPeerError: assign(({ event }) => {
       if (event.type !== "ELEMENT") return {};
       const condition = event.element.children.find(
@@ -269,6 +275,7 @@ export const s2sOutMachine = setup({
     tls: input.tlsMode === "tls" ? "direct" : "none",
     verifySent: false,
     dropped: false,
+    up: false,
   }),
   output: ({ context }) => ({
     attempts: context.attempts,
@@ -378,7 +385,11 @@ export const s2sOutMachine = setup({
               {
                 guard: "isVerifyAnswer",
                 target: ".closing",
-                actions: ["reportVerify", { type: "endStream", params: { detail: "verification answered" } }],
+                actions: [
+                  "markUp",
+                  "reportVerify",
+                  { type: "endStream", params: { detail: "verification answered" } },
+                ],
               },
             ],
             IDLE: {
@@ -393,6 +404,26 @@ export const s2sOutMachine = setup({
               on: {
                 STREAM_HEADER: [
                   { guard: "isVersion1", target: "awaitingFeatures", actions: "recordHeader" },
+                  // A pre-1.0 peer has no features, hence no STARTTLS.
+                  {
+                    guard: "tlsRequiredButUnavailable",
+                    target: "closing",
+                    actions: [
+                      "recordHeader",
+                      "markDropped",
+                      {
+                        type: "fail",
+                        params: {
+                          condition: "remote-server-timeout",
+                          text: "TLS is required (outgoing.tls.mode) but the remote server is pre-XMPP 1.0 (no STARTTLS)",
+                        },
+                      },
+                      {
+                        type: "endStream",
+                        params: { condition: "policy-violation", text: "TLS is required" },
+                      },
+                    ],
+                  },
                   { target: "gotStreamRoot", actions: "recordHeader" },
                 ],
               },
@@ -472,16 +503,20 @@ export const s2sOutMachine = setup({
               on: {
                 ELEMENT: [
                   { guard: "isProceed", actions: "startTls" },
+                  // RFC 6120 §5.4.2.2: after <failure/> the peer closes; we close our side too.
                   {
                     guard: "isTlsFailure",
                     target: "closing",
-                    actions: {
-                      type: "fail",
-                      params: {
-                        condition: "remote-server-timeout",
-                        text: "the remote server refused STARTTLS",
+                    actions: [
+                      {
+                        type: "fail",
+                        params: {
+                          condition: "remote-server-timeout",
+                          text: "the remote server refused STARTTLS",
+                        },
                       },
-                    },
+                      { type: "endStream", params: {} },
+                    ],
                   },
                 ],
                 TLS_ESTABLISHED: { target: "connected", actions: "markTls" },
@@ -536,7 +571,7 @@ export const s2sOutMachine = setup({
               },
             },
             // "we had success with our dialback request": stanzas may flow (not through here).
-            dialbackSucceeded: { entry: ["linkUp", "watchIdle"] },
+            dialbackSucceeded: { entry: ["markUp", "linkUp", "watchIdle"] },
             // "dialback failed".
             dialbackFailed: {
               always: { target: "closing", actions: { type: "endStream", params: {} } },

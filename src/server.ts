@@ -211,6 +211,7 @@ export async function startServer(
               ? {}
               : { tls: { context: tlsContext, direct: listener.tls?.mode === "tls" } }),
             input: (streamId) => ({
+              connectionId: streamId,
               streamId,
               hosts,
               stateTimeoutMs: listener.state_timeout,

@@ -6,6 +6,7 @@
  * Writes are batched per tick (cork, then uncork on the next tick), so a burst of stanzas leaves
  * in one TCP segment instead of one write() each.
  */
+import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket, connect as tlsConnect, type SecureContext } from "node:tls";
 import type { PeerStreamHeader, TransportCommand, TransportEvent } from "../../machines/events.js";
@@ -142,7 +143,8 @@ export class XmppTransport {
       });
       secure.once("secure", () => {
         this.tls = "starttls";
-        this.sink?.({ type: "TLS_ESTABLISHED" });
+        // RFC 6120 §4.7.3: every stream, a restarted one too, gets a fresh unpredictable id.
+        this.sink?.({ type: "TLS_ESTABLISHED", streamId: randomBytes(16).toString("hex") });
       });
     } else {
       // Certificates are verified by the trust layer (SASL EXTERNAL, issue 5); dialback does not need it.

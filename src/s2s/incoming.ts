@@ -69,7 +69,7 @@ export function provideS2sIn(options: IncomingOptions) {
   const outgoing = options.config.s2s.outgoing;
   const verifyLogic = dialbackVerifyMachine.provide({ actors: { conn: options.s2sOut } });
   const transportOf = (context: S2sInContext): XmppTransport | undefined =>
-    options.transports.get(context.streamId);
+    options.transports.get(context.connectionId);
 
   return s2sInMachine.provide({
     actors: { transport: transportActor(options.transports) },
