@@ -11,13 +11,17 @@ export function digest(streamId: string, secret: string): string {
     .digest("hex");
 }
 
-/** Opens a component stream and returns the peer and the stream id Ferry gave it. */
+/**
+ * Opens a component stream and returns the peer and the stream id Ferry gave it. `host` reaches a
+ * real peer's component port on its own loopback address.
+ */
 export async function openComponent(
   port: number,
   domain: string,
   extra = "",
+  host = "127.0.0.1",
 ): Promise<{ peer: WirePeer; streamId: string; header: string }> {
-  const peer = await WirePeer.connect(port);
+  const peer = await WirePeer.connect(port, host);
   peer.send(COMPONENT_HEADER(domain, extra));
   const got = await peer.waitFor(/<stream:stream [^>]*>/);
   const header = /<stream:stream [^>]*>/.exec(got)?.[0] ?? "";
@@ -32,8 +36,9 @@ export async function connectComponent(
   domain: string,
   secret: string,
   extra = "",
+  host = "127.0.0.1",
 ): Promise<WirePeer> {
-  const { peer, streamId } = await openComponent(port, domain, extra);
+  const { peer, streamId } = await openComponent(port, domain, extra, host);
   peer.send(`<handshake>${digest(streamId, secret)}</handshake>`);
   await peer.waitFor(/<handshake\/>/);
   // Keep what came after the handshake reply (stanzas may follow it in the same segment).
