@@ -111,6 +111,18 @@ const timeout = (step: string): LinkFailure => ({
   text: `no answer from the remote server ${step} within state_timeout`,
 });
 
+/** `state_timeout` on one negotiation step: the link fails and the stream ends. */
+const timedOut = (step: string) =>
+  ({
+    stateTimeout: {
+      target: "closing",
+      actions: [
+        { type: "fail", params: timeout(step) },
+        { type: "endStream", params: { condition: "connection-timeout" } },
+      ],
+    },
+  }) as const;
+
 export const s2sOutMachine = setup({
   types: {
     context: {} as S2sOutContext,
@@ -427,15 +439,7 @@ export const s2sOutMachine = setup({
                   { target: "gotStreamRoot", actions: "recordHeader" },
                 ],
               },
-              after: {
-                stateTimeout: {
-                  target: "closing",
-                  actions: [
-                    { type: "fail", params: timeout("(stream header)") },
-                    { type: "endStream", params: { condition: "connection-timeout" } },
-                  ],
-                },
-              },
+              after: timedOut("(stream header)"),
             },
             // "we got peer's stream root" (pre-1.0 peer: no features; dialback straight away).
             gotStreamRoot: {
@@ -445,15 +449,7 @@ export const s2sOutMachine = setup({
             // "we are waiting for stream features".
             awaitingFeatures: {
               on: { ELEMENT: { guard: "isFeatures", target: "gotFeatures", actions: "recordFeatures" } },
-              after: {
-                stateTimeout: {
-                  target: "closing",
-                  actions: [
-                    { type: "fail", params: timeout("(stream features)") },
-                    { type: "endStream", params: { condition: "connection-timeout" } },
-                  ],
-                },
-              },
+              after: timedOut("(stream features)"),
             },
             // "we got the stream features": decide STARTTLS, dialback, or drop.
             gotFeatures: {
@@ -531,15 +527,7 @@ export const s2sOutMachine = setup({
                   },
                 },
               },
-              after: {
-                stateTimeout: {
-                  target: "closing",
-                  actions: [
-                    { type: "fail", params: timeout("(STARTTLS)") },
-                    { type: "endStream", params: { condition: "connection-timeout" } },
-                  ],
-                },
-              },
+              after: timedOut("(STARTTLS)"),
             },
             // "we sent out a dialback request".
             dialbackSent: {
@@ -560,15 +548,7 @@ export const s2sOutMachine = setup({
                   },
                 ],
               },
-              after: {
-                stateTimeout: {
-                  target: "closing",
-                  actions: [
-                    { type: "fail", params: timeout("(dialback result)") },
-                    { type: "endStream", params: { condition: "connection-timeout" } },
-                  ],
-                },
-              },
+              after: timedOut("(dialback result)"),
             },
             // "we had success with our dialback request": stanzas may flow (not through here).
             dialbackSucceeded: { entry: ["markUp", "linkUp", "watchIdle"] },

@@ -1,5 +1,14 @@
-/** Ferry's side of the interop tests: its configuration, and one message checked end to end. */
+/** Ferry's side of the interop tests: its configuration, messages checked end to end, the suite. */
 import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { loadConfigText } from "../../src/config/load.js";
+import { silentLogger } from "../../src/log.js";
+import { startServer } from "../../src/server.js";
+import { connectComponent } from "./component.js";
+import { makeCa, makeLeaf } from "./peers/certs.js";
+import type { DnsServer } from "./peers/dns.js";
+import type { PeerTls } from "./peers/prosody.js";
+import { Teardown, type RunDir, type Stoppable } from "./peers/runDir.js";
 import { freePort, type WirePeer } from "./wire.js";
 
 export interface FerrySide {
@@ -50,4 +59,92 @@ export async function deliver(from: WirePeer, to: WirePeer, fromJid: string, toJ
   assert.match(stanza, new RegExp(`to=['"]${toJid}['"]`));
   assert.match(stanza, new RegExp(`<body>hello ${id} &amp; more</body>`));
   return stanza;
+}
+
+/** One server of an interop pair: where it listens, its domain and the component attached to it. */
+export interface InteropSide {
+  address: string;
+  domain: string;
+  component: string;
+}
+
+export interface RunningPeer extends Stoppable {
+  address: string;
+  componentPort: number | undefined;
+}
+
+export interface InteropSuite {
+  title: string;
+  peerName: string;
+  ferry: InteropSide;
+  peer: InteropSide;
+  tls: boolean;
+  secret: string;
+  run: () => RunDir;
+  dns: () => DnsServer;
+  /** Starts the real peer, with its certificate when `tls`. */
+  startPeer: (tls: PeerTls | undefined) => Promise<RunningPeer>;
+}
+
+/**
+ * Ferry and a real peer, each with a component: messages both ways over S2S with dialback (over
+ * STARTTLS, required on both sides, when `tls`), and an iq answered by the peer's server.
+ */
+export function interopSuite(suite: InteropSuite): void {
+  describe(suite.title, () => {
+    const local = new Teardown();
+    let atFerry: WirePeer;
+    let atPeer: WirePeer;
+    const { ferry, peer: peerSide, secret } = suite;
+
+    before(async () => {
+      let peerTls: PeerTls | undefined;
+      let ferryTls: { cert: string; key: string } | undefined;
+      if (suite.tls) {
+        // No CA handed to either side: certificates are not verified, dialback authenticates.
+        const ca = makeCa(suite.run(), "ca");
+        const p = makeLeaf(suite.run(), ca, [peerSide.domain, `*.${peerSide.domain}`]);
+        const f = makeLeaf(suite.run(), ca, [ferry.domain, `*.${ferry.domain}`], `ferry-${ferry.domain}`);
+        peerTls = { cert: p.cert, key: p.key };
+        ferryTls = { cert: f.cert, key: f.key };
+      }
+      const [peer] = await local.startAll([suite.startPeer(peerTls)]);
+      const { config, componentPort } = await ferryConfig({
+        address: ferry.address,
+        domain: ferry.domain,
+        secret,
+        dns: suite.dns().server,
+        tls: ferryTls,
+      });
+      const server = await startServer(loadConfigText(config, "ferry.toml").config, silentLogger);
+      local.add(() => server.stop());
+      atFerry = await connectComponent(componentPort, ferry.component, secret, "", ferry.address);
+      local.add(() => {
+        atFerry.destroy();
+      });
+      if (peer.componentPort === undefined) throw new Error(`${suite.peerName} has no component port`);
+      atPeer = await connectComponent(peer.componentPort, peerSide.component, secret, "", peer.address);
+      local.add(() => {
+        atPeer.destroy();
+      });
+    });
+
+    after(() => local.run());
+
+    it(`Ferry → ${suite.peerName}`, async () => {
+      await deliver(atFerry, atPeer, `alice@${ferry.component}`, `bob@${peerSide.component}`);
+    });
+
+    it(`${suite.peerName} → Ferry`, async () => {
+      await deliver(atPeer, atFerry, `bob@${peerSide.component}`, `alice@${ferry.component}`);
+    });
+
+    it(`${suite.peerName}'s server answers an iq ping sent from Ferry's side`, async () => {
+      atFerry.send(
+        `<iq type='get' id='ping1' from='${ferry.component}' to='${peerSide.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`,
+      );
+      const got = await atFerry.waitFor(/<iq [^>]*id=['"]ping1['"][^>]*\/?>/, 15_000);
+      assert.match(got, /<iq [^>]*type=['"]result['"]/);
+    });
+  });
 }
