@@ -6,7 +6,6 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AddressInfo, Server, Socket } from "node:net";
-import type { SecureContext } from "node:tls";
 import type { AnyStateMachine, InputFrom } from "xstate";
 import { componentDomains, componentMachine } from "../machines/component.js";
 import type { ChildKind } from "../machines/router.js";
@@ -27,7 +26,7 @@ import { handshakeMatches } from "./xmpp/handshake.js";
 import { provideS2sIn } from "./s2s/incoming.js";
 import { OutgoingLinks, provideS2sOut } from "./s2s/outgoing.js";
 import { federationPolicy } from "./s2s/policy.js";
-import { loadListenerTls, starttlsOffer } from "./net/tlsContext.js";
+import { loadListenerTls, starttlsOffer, type ListenerCertificate } from "./net/tlsContext.js";
 import { NS } from "./xmpp/namespaces.js";
 
 export interface FerryServer {
@@ -54,7 +53,7 @@ function newStreamId(): string {
 /** What one listener's accepted sockets become. */
 interface StreamKind<TLogic extends AnyStateMachine> {
   /** Our certificate (STARTTLS), and whether TLS starts with the first byte (XEP-0368). */
-  tls?: { context: SecureContext; direct: boolean };
+  tls?: { certificate: ListenerCertificate; direct: boolean };
   kind: ChildKind;
   tag: LogTag;
   keyPrefix: string;
@@ -127,7 +126,7 @@ export async function startServer(
           host: listener.ip_address,
           backlog: listener.backlog,
           maxConnections: listener.max_connections,
-          ...(stream.tls?.direct === true ? { secureContext: stream.tls.context } : {}),
+          ...(stream.tls?.direct === true ? { tls: stream.tls.certificate.options } : {}),
         },
         (socket: Socket) => {
           const streamId = newStreamId();
@@ -142,7 +141,7 @@ export async function startServer(
             shaper: shaperFor(config.shaper, shaper),
             ...(stream.tls === undefined
               ? {}
-              : { tlsContext: () => stream.tls?.context, secure: stream.tls.direct }),
+              : { tlsContext: () => stream.tls?.certificate.context, secure: stream.tls.direct }),
           });
           transports.set(streamId, transport);
           connLog.debug(
@@ -195,8 +194,8 @@ export async function startServer(
   try {
     for (const [index, listener] of config.listen.s2s.entries()) {
       const where = `listen.s2s[${index}]`;
-      const tlsContext = loadListenerTls(listener.tls, where);
-      const starttls = starttlsOffer(listener.tls, tlsContext);
+      const certificate = loadListenerTls(listener.tls, where);
+      const starttls = starttlsOffer(listener.tls, certificate);
       addresses.s2s.push(
         await serve(
           listener,
@@ -207,9 +206,9 @@ export async function startServer(
             keyPrefix: "in",
             defaultNs: NS.SERVER,
             logic: s2sIn,
-            ...(tlsContext === undefined
+            ...(certificate === undefined
               ? {}
-              : { tls: { context: tlsContext, direct: listener.tls?.mode === "tls" } }),
+              : { tls: { certificate, direct: listener.tls?.mode === "tls" } }),
             input: (streamId) => ({
               connectionId: streamId,
               streamId,

@@ -12,7 +12,7 @@ export interface ListenOptions {
   backlog?: number;
   maxConnections?: number;
   /** TLS from the first byte (XEP-0368 direct TLS) with this certificate. */
-  secureContext?: tls.SecureContext;
+  tls?: tls.SecureContextOptions;
 }
 
 export async function listenTcp(
@@ -20,9 +20,9 @@ export async function listenTcp(
   onSocket: (socket: net.Socket) => void,
 ): Promise<net.Server> {
   const server =
-    options.secureContext === undefined
+    options.tls === undefined
       ? net.createServer({ noDelay: true }, onSocket)
-      : tls.createServer({ secureContext: options.secureContext, ALPNProtocols: ["xmpp-server"] }, onSocket);
+      : tls.createServer({ ...options.tls, ALPNProtocols: ["xmpp-server"] }, onSocket);
   if (options.maxConnections !== undefined && Number.isFinite(options.maxConnections)) {
     server.maxConnections = options.maxConnections;
   }

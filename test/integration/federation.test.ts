@@ -44,7 +44,7 @@ hosts = ["${opts.host}"]
 [[listen.s2s]]
 port = ${opts.s2s}
 ip_address = "127.0.0.1"
-${opts.tls ? `tls.certfile = "${opts.tls.cert}"\ntls.keyfile = "${opts.tls.key}"\n` : ""}
+${opts.tls ? `tls.certfile = "${opts.tls.cert}"\ntls.keyfile = "${opts.tls.key}"\n` : ""}${opts.mode === "tls" ? `tls.mode = "tls"\n` : ""}
 [[listen.service]]
 port = ${opts.comp}
 ip_address = "127.0.0.1"
@@ -459,6 +459,32 @@ describe("Ferry ↔ Ferry federation", () => {
     after(async () => {
       await Promise.all([a.server.stop(), b.server.stop()]);
       rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("exchanges messages over direct TLS (XEP-0368) in both directions", async () => {
+      const cert = path.join(dir, "cert.pem");
+      const key = path.join(dir, "key.pem");
+      const [da, db] = await pair(
+        { host: "a.example", tls: { cert, key }, mode: "tls" },
+        { host: "b.example", tls: { cert, key }, mode: "tls" },
+      );
+      const compA = await connectComponent(da.comp, "svc.a.example", "secret");
+      const compB = await connectComponent(db.comp, "svc.b.example", "secret");
+      try {
+        compA.send(message("alice@svc.a.example", "bob@svc.b.example", "direct", "dt1"));
+        await compB.waitFor(/<body>direct<\/body>/, 10_000);
+        compB.send(message("bob@svc.b.example", "alice@svc.a.example", "direct back", "dt2"));
+        await compA.waitFor(/<body>direct back<\/body>/, 10_000);
+        // A plain connection to a direct-TLS listener gets nowhere.
+        const plain = await WirePeer.connect(db.s2s);
+        plain.send(S2S_HEADER("b.example", "a.example"));
+        await plain.waitClosed(5000);
+        assert.doesNotMatch(plain.received, /<stream:features/);
+      } finally {
+        compA.destroy();
+        compB.destroy();
+        await Promise.all([da.server.stop(), db.server.stop()]);
+      }
     });
 
     it("exchanges messages over STARTTLS in both directions", async () => {
