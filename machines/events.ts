@@ -44,7 +44,7 @@ export type TransportCommand =
   /** RFC 6120 stream restart: a fresh parser after TLS or SASL success. */
   | { type: "RESET_PARSER" }
   /** Upgrade the connection in place (after <proceed/>); the stream restarts. */
-  | { type: "START_TLS"; role: "client" | "server"; servername?: string }
+  | { type: "START_TLS"; role: "client" | "server"; servername?: string; identity?: string }
   /** Report IDLE after this long without traffic in either direction. */
   | { type: "WATCH_IDLE"; ms: number };
 
@@ -68,4 +68,14 @@ export interface LogEmitted {
   type: "log";
   level: "error" | "warning" | "notice" | "info" | "debug";
   message: string;
+}
+
+/** A peer certificate's verdict, as kept on the connection (RFC 6125 checks made in src/tls). */
+export interface CertificateSummary {
+  ok: boolean;
+  /** expired, not-yet-valid, self-signed, untrusted-chain, name-mismatch, eku, no-certificate */
+  reason?: string;
+  detail?: string;
+  /** The identities the certificate names. */
+  names: string[];
 }

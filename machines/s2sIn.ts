@@ -11,9 +11,15 @@
  *
  * Pure: the transport, the secret, the policy and the route table are provided by src/.
  */
-import { and, assign, emit, enqueueActions, fromCallback, not, sendTo, setup, stateIn } from "xstate";
+import { and, assign, emit, enqueueActions, fromCallback, not, raise, sendTo, setup, stateIn } from "xstate";
 import { endStream } from "./streamEnd.js";
-import type { LogEmitted, ShutdownEvent, TransportCommand, TransportEvent } from "./events.js";
+import type {
+  CertificateSummary,
+  LogEmitted,
+  ShutdownEvent,
+  TransportCommand,
+  TransportEvent,
+} from "./events.js";
 import { el } from "../src/xml/element.js";
 import { NS } from "../src/xmpp/namespaces.js";
 import { serverFeatures, type StartTlsOffer } from "../src/xmpp/features.js";
@@ -31,9 +37,13 @@ export interface S2sInInput {
   /** `stream_timeout`: an established stream idle this long is closed. */
   streamTimeoutMs: number;
   starttls: StartTlsOffer;
+  /** `[s2s] secure_auth`: only certificates (SASL EXTERNAL, or dialback over verified TLS). */
+  secureAuth?: boolean;
 }
 
 export interface S2sInContext extends S2sInInput {
+  /** The peer certificate's verdict for the stream's `from` domain, once TLS is up. */
+  certificate?: CertificateSummary;
   /** The `to` of the peer's header: the local domain it wants (jabberd14's "Addresses"). */
   localDomain?: string;
   /** The `from` of the peer's header, when it sent one (optional in RFC 3920). */
@@ -111,6 +121,22 @@ export const s2sInMachine = setup({
       return db?.kind === "result" && db.type === undefined;
     },
     tlsRequiredFirst: ({ context }) => context.starttls === "required" && !context.secure,
+    secureAuthOn: ({ context }) => context.secureAuth === true,
+    // Provided by src/: the stream's certificate verifies for the db:result's originating domain.
+    dbOriginCertified: () => false,
+    isSaslExternal: ({ event }) =>
+      event.type === "ELEMENT" &&
+      event.element.local === "auth" &&
+      event.element.ns === NS.SASL &&
+      event.element.attrs.mechanism === "EXTERNAL",
+    // XEP-0178 §3: authzid empty ("=") or the stream's `from`; certificate verified for it.
+    externalAcceptable: ({ context, event }) => {
+      if (event.type !== "ELEMENT" || !context.secure || context.certificate?.ok !== true) return false;
+      const text = event.element.text().trim();
+      const authzid =
+        text === "" || text === "=" ? context.remoteDomain : Buffer.from(text, "base64").toString("utf8");
+      return authzid !== undefined && authzid === context.remoteDomain;
+    },
     verdictValid: ({ event }) => event.type === "DIALBACK_VERIFIED" && event.result === "valid",
     verdictInvalid: ({ event }) => event.type === "DIALBACK_VERIFIED" && event.result === "invalid",
     nothingAuthorized: ({ context }) => context.authorized.length === 0,
@@ -144,10 +170,46 @@ export const s2sInMachine = setup({
     // Pre-1.0 peers get no features (seed 000: "XMPP version" 0.9) but may still do dialback.
     sendFeaturesIfV1: enqueueActions(({ context, enqueue }) => {
       if (context.version !== "1.0") return;
+      // XEP-0178: EXTERNAL only on an encrypted stream whose certificate verified for its `from`.
+      const external = context.secure && context.certificate?.ok === true && context.authorized.length === 0;
       enqueue.sendTo("transport", {
         type: "SEND",
-        element: serverFeatures({ starttls: context.secure ? "none" : context.starttls, dialback: true }),
+        element: serverFeatures({
+          starttls: context.secure ? "none" : context.starttls,
+          dialback: true,
+          ...(external ? { saslMechanisms: ["EXTERNAL"] } : {}),
+        }),
       } satisfies TransportCommand);
+    }),
+    // Provided by src/: the peer certificate's verdict for the stream's `from` (after TLS).
+    checkCertificate: () => undefined,
+    // Provided by src/: a fresh stream id for a restarted stream (RFC 6120 §4.7.3).
+    renewStreamId: () => undefined,
+    sendSaslSuccess: sendTo("transport", {
+      type: "SEND" as const,
+      element: el("success", { xmlns: NS.SASL }),
+    }),
+    sendSaslFailure: sendTo("transport", {
+      type: "SEND" as const,
+      element: el("failure", { xmlns: NS.SASL }, el("not-authorized")),
+    }),
+    authorizeByCertificate: assign(({ context }) => {
+      const pair = pairKey(context.remoteDomain ?? "", context.localDomain ?? "");
+      return {
+        authorized: context.authorized.includes(pair) ? context.authorized : [...context.authorized, pair],
+      };
+    }),
+    restartParser: sendTo("transport", { type: "RESET_PARSER" as const }),
+    // XEP-0344 style: dialback over TLS whose certificate already proves the originating domain.
+    acceptByCertificate: raise(({ event }) => {
+      const db = dialbackOf(event);
+      return {
+        type: "DIALBACK_VERIFIED" as const,
+        remote: db?.from ?? "",
+        local: db?.to ?? "",
+        result: "valid" as const,
+        reason: "certificate verified (no verify round trip)",
+      };
     }),
     sendProceed: sendTo("transport", { type: "SEND" as const, element: el("proceed", { xmlns: NS.TLS }) }),
     sendTlsFailure: sendTo("transport", { type: "SEND" as const, element: el("failure", { xmlns: NS.TLS }) }),
@@ -287,6 +349,22 @@ export const s2sInMachine = setup({
           },
         },
       },
+      {
+        guard: and(["isDbResultRequest", "secureAuthOn", not("dbOriginCertified")]),
+        target: ".closing",
+        actions: {
+          type: "endStream",
+          params: {
+            condition: "policy-violation",
+            text: "This server accepts only certificate authentication (secure_auth)",
+            detail: "dialback without a verified certificate (secure_auth)",
+          },
+        },
+      },
+      {
+        guard: and(["isDbResultRequest", "dbOriginCertified"]),
+        actions: ["addPending", "acceptByCertificate"],
+      },
       { guard: "isDbResultRequest", actions: ["addPending", "startVerification"] },
     ],
     DIALBACK_VERIFIED: [
@@ -330,7 +408,10 @@ export const s2sInMachine = setup({
                   }),
                 },
               },
-              { target: "awaitingAuth", actions: ["recordHeader", "openStream", "logOpened"] },
+              {
+                target: "awaitingAuth",
+                actions: ["recordHeader", "checkCertificate", "openStream", "logOpened"],
+              },
             ],
           },
           after: {
@@ -348,6 +429,12 @@ export const s2sInMachine = setup({
           entry: "sendFeaturesIfV1",
           on: {
             ELEMENT: [
+              {
+                guard: and(["isSaslExternal", "externalAcceptable"]),
+                target: "saslRestart",
+                actions: ["authorizeByCertificate", "sendSaslSuccess", "restartParser", "renewStreamId"],
+              },
+              { guard: "isSaslExternal", actions: "sendSaslFailure" },
               {
                 guard: and(["isStartTls", "tlsOffered"]),
                 target: "tlsStarting",
@@ -392,6 +479,21 @@ export const s2sInMachine = setup({
                 },
               },
             ],
+          },
+        },
+        // SASL EXTERNAL succeeded (XEP-0178): the peer restarts the stream, then stanzas may flow.
+        saslRestart: {
+          on: {
+            STREAM_HEADER: { target: "#s2sIn.established", actions: ["openStream", "sendFeaturesIfV1"] },
+          },
+          after: {
+            stateTimeout: {
+              target: "#s2sIn.closing",
+              actions: {
+                type: "endStream",
+                params: { condition: "connection-timeout", text: "No stream restart" },
+              },
+            },
           },
         },
         tlsStarting: {

@@ -13,7 +13,13 @@
  * which needs the secret) are provided by src/.
  */
 import { assign, fromCallback, fromPromise, raise, sendParent, sendTo, setup } from "xstate";
-import type { LogEmitted, ShutdownEvent, TransportCommand, TransportEvent } from "./events.js";
+import type {
+  CertificateSummary,
+  LogEmitted,
+  ShutdownEvent,
+  TransportCommand,
+  TransportEvent,
+} from "./events.js";
 import { endStream } from "./streamEnd.js";
 import { el } from "../src/xml/element.js";
 import { NS } from "../src/xmpp/namespaces.js";
@@ -46,6 +52,8 @@ export interface ConnectOutput {
   peer: string;
   /** seed 000's "connection results": one line per address tried. */
   attempts: string[];
+  /** Direct TLS: the remote certificate's verdict. */
+  certificate?: CertificateSummary;
 }
 
 export interface S2sOutInput {
@@ -53,6 +61,13 @@ export interface S2sOutInput {
   remote: string;
   authorize: boolean;
   tlsMode: OutgoingTlsMode;
+  /**
+   * `outgoing.tls.require_for` for this remote domain (seed 001's "Send Encrypted to Domains"):
+   * required = only over TLS with a certificate verified for it; never = do not even try TLS.
+   */
+  tlsPolicy?: "required" | "never" | "opportunistic";
+  /** We can present a certificate for `local` (SASL EXTERNAL is possible). */
+  ownCertificate?: boolean;
   stateTimeoutMs: number;
   streamTimeoutMs: number;
   /** For a verification's connection: the db:verify to carry. */
@@ -76,6 +91,10 @@ export interface S2sOutContext extends S2sOutInput {
   dropped: boolean;
   /** The link came up (dialback succeeded) or the verification was answered. */
   up: boolean;
+  /** The remote certificate's verdict, once TLS is up. */
+  certificate?: CertificateSummary;
+  /** How this stream was authenticated: SASL EXTERNAL (XEP-0178) or dialback. */
+  auth?: "external" | "dialback";
 }
 
 /** Internal: raised so that the dialback region follows the link region. */
@@ -115,7 +134,7 @@ const timeout = (step: string): LinkFailure => ({
 const timedOut = (step: string) =>
   ({
     stateTimeout: {
-      target: "closing",
+      target: "#s2sOut.link.open.closing",
       actions: [
         { type: "fail", params: timeout(step) },
         { type: "endStream", params: { condition: "connection-timeout" } },
@@ -154,10 +173,26 @@ export const s2sOutMachine = setup({
       event.type === "ELEMENT" && event.element.local === "failure" && event.element.ns === NS.TLS,
     isPeerStreamError: ({ event }) =>
       event.type === "ELEMENT" && event.element.local === "error" && event.element.ns === NS.STREAM,
-    shouldStartTls: ({ context }) => context.tls === "none" && context.features?.starttls !== "none",
+    shouldStartTls: ({ context }) =>
+      context.tls === "none" && context.features?.starttls !== "none" && context.tlsPolicy !== "never",
     tlsRequiredButUnavailable: ({ context }) =>
       context.tls === "none" &&
-      (context.tlsMode === "starttls_required" || context.features?.starttls === "required"),
+      (context.tlsMode === "starttls_required" ||
+        context.features?.starttls === "required" ||
+        context.tlsPolicy === "required"),
+    certificateRequiredButInvalid: ({ context }) =>
+      context.tlsPolicy === "required" && context.certificate?.ok !== true,
+    // XEP-0178: EXTERNAL offered on an encrypted stream, and we have a certificate for our domain.
+    canUseExternal: ({ context }) =>
+      context.authorize &&
+      context.tls !== "none" &&
+      (context.features?.saslMechanisms.includes("EXTERNAL") ?? false) &&
+      context.ownCertificate === true,
+    dialbackOffered: ({ context }) => context.features?.dialback === true || context.version === "0.9",
+    isSaslSuccess: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "success" && event.element.ns === NS.SASL,
+    isSaslFailure: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "failure" && event.element.ns === NS.SASL,
     noDialback: ({ context }) =>
       context.authorize && context.version === "1.0" && context.features?.dialback !== true,
     authorize: ({ context }) => context.authorize,
@@ -223,6 +258,7 @@ export const s2sOutMachine = setup({
       type: "START_TLS" as const,
       role: "client" as const,
       servername: context.remote,
+      identity: context.local,
     })),
     markTls: assign({ tls: "starttls" as const }),
     // Provided by src/: the key is made with the dialback secret, which stays out of the machine.
@@ -263,6 +299,18 @@ export const s2sOutMachine = setup({
     linkEnded: raise({ type: "LINK_ENDED" }),
     markDropped: assign({ dropped: true }),
     markUp: assign({ up: true }),
+    // Provided by src/: the remote certificate's verdict after a STARTTLS handshake.
+    checkCertificate: () => undefined,
+    sendAuthExternal: sendTo("transport", ({ context }) => ({
+      type: "SEND" as const,
+      // XEP-0178 §2: the authorization identity is our domain, base64-encoded.
+      element: el(
+        "auth",
+        { xmlns: NS.SASL, mechanism: "EXTERNAL" },
+        Buffer.from(context.local).toString("base64"),
+      ),
+    })),
+    restartStream: sendTo("transport", { type: "RESET_PARSER" as const }),
     recordPeerError: assign(({ event }) => {
       if (event.type !== "ELEMENT") return {};
       const condition = event.element.children.find(
@@ -314,6 +362,7 @@ export const s2sOutMachine = setup({
                 connectionId: event.output.connectionId,
                 peer: event.output.peer,
                 attempts: event.output.attempts,
+                ...(event.output.certificate === undefined ? {} : { certificate: event.output.certificate }),
               })),
             },
             onError: {
@@ -488,9 +537,95 @@ export const s2sOutMachine = setup({
                     },
                   ],
                 },
+                {
+                  guard: "certificateRequiredButInvalid",
+                  target: "closing",
+                  actions: [
+                    "markDropped",
+                    {
+                      type: "fail",
+                      params: ({ context }) => ({
+                        condition: "remote-server-timeout",
+                        text: `TLS required for ${context.remote} (outgoing.tls.require_for) but its certificate does not verify: ${
+                          context.certificate?.reason ?? "no certificate"
+                        }${context.certificate?.detail ? ` (${context.certificate.detail})` : ""}`,
+                      }),
+                    },
+                    {
+                      type: "endStream",
+                      params: { condition: "policy-violation", text: "certificate not trusted" },
+                    },
+                  ],
+                },
+                { guard: "canUseExternal", target: "saslStarted" },
+                {
+                  guard: "noDialback",
+                  target: "closing",
+                  actions: [
+                    "markDropped",
+                    {
+                      type: "fail",
+                      params: {
+                        condition: "remote-server-timeout",
+                        text: "the remote server offers no authentication method Ferry can use (dialback, or SASL EXTERNAL with a certificate)",
+                      },
+                    },
+                    {
+                      type: "endStream",
+                      params: { condition: "unsupported-feature", text: "dialback required" },
+                    },
+                  ],
+                },
                 { guard: "authorize", target: "dialbackSent", actions: "streamReady" },
                 { actions: "streamReady", target: "ready" },
               ],
+            },
+            // "we started to authenticate using sasl" (XEP-0178, EXTERNAL).
+            saslStarted: {
+              entry: "sendAuthExternal",
+              on: {
+                ELEMENT: [
+                  { guard: "isSaslSuccess", target: "saslSucceeded" },
+                  { guard: "isSaslFailure", target: "saslFailed" },
+                ],
+              },
+              after: timedOut("(SASL EXTERNAL)"),
+            },
+            // "there was a SASL authentication failure": dialback on the same stream, if offered.
+            saslFailed: {
+              always: [
+                { guard: "dialbackOffered", target: "dialbackSent", actions: "streamReady" },
+                {
+                  target: "closing",
+                  actions: [
+                    {
+                      type: "fail",
+                      params: ({ context }) => ({
+                        condition: "remote-server-timeout",
+                        text: `${context.remote} refused our certificate (SASL EXTERNAL) and offers no dialback`,
+                      }),
+                    },
+                    { type: "endStream", params: {} },
+                  ],
+                },
+              ],
+            },
+            // "successfully authenticated using SASL": the stream restarts, then stanzas flow.
+            saslSucceeded: {
+              initial: "restarting",
+              states: {
+                restarting: {
+                  entry: ["restartStream", "openStream"],
+                  on: {
+                    STREAM_HEADER: { actions: "recordHeader" },
+                    ELEMENT: { guard: "isFeatures", target: "authenticated" },
+                  },
+                  after: timedOut("(stream restart after SASL)"),
+                },
+                authenticated: {
+                  entry: [assign({ auth: "external" as const }), "markUp", "linkUp", "watchIdle"],
+                },
+              },
             },
             // A verify-only connection with nothing to authorize: it carries db:verify requests.
             ready: {},
@@ -515,7 +650,7 @@ export const s2sOutMachine = setup({
                     ],
                   },
                 ],
-                TLS_ESTABLISHED: { target: "connected", actions: "markTls" },
+                TLS_ESTABLISHED: { target: "connected", actions: ["markTls", "checkCertificate"] },
                 TLS_FAILED: {
                   target: "closing",
                   actions: {
@@ -551,7 +686,9 @@ export const s2sOutMachine = setup({
               after: timedOut("(dialback result)"),
             },
             // "we had success with our dialback request": stanzas may flow (not through here).
-            dialbackSucceeded: { entry: ["markUp", "linkUp", "watchIdle"] },
+            dialbackSucceeded: {
+              entry: [assign({ auth: "dialback" as const }), "markUp", "linkUp", "watchIdle"],
+            },
             // "dialback failed".
             dialbackFailed: {
               always: { target: "closing", actions: { type: "endStream", params: {} } },

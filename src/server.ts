@@ -141,7 +141,10 @@ export async function startServer(
             shaper: shaperFor(config.shaper, shaper),
             ...(stream.tls === undefined
               ? {}
-              : { tlsContext: () => stream.tls?.certificate.context, secure: stream.tls.direct }),
+              : {
+                  serverTls: () => ({ secureContext: stream.tls?.certificate.context }),
+                  secure: stream.tls.direct,
+                }),
           });
           transports.set(streamId, transport);
           connLog.debug(

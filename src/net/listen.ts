@@ -22,7 +22,11 @@ export async function listenTcp(
   const server =
     options.tls === undefined
       ? net.createServer({ noDelay: true }, onSocket)
-      : tls.createServer({ ...options.tls, ALPNProtocols: ["xmpp-server"] }, onSocket);
+      : // The peer's certificate is asked for (SASL EXTERNAL) and checked by src/tls, not OpenSSL.
+        tls.createServer(
+          { ...options.tls, ALPNProtocols: ["xmpp-server"], requestCert: true, rejectUnauthorized: false },
+          onSocket,
+        );
   if (options.maxConnections !== undefined && Number.isFinite(options.maxConnections)) {
     server.maxConnections = options.maxConnections;
   }

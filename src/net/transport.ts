@@ -8,7 +8,14 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
-import { TLSSocket, connect as tlsConnect, type SecureContext } from "node:tls";
+import { X509Certificate } from "node:crypto";
+import {
+  TLSSocket,
+  connect as tlsConnect,
+  type ConnectionOptions,
+  type DetailedPeerCertificate,
+  type TLSSocketOptions,
+} from "node:tls";
 import type { PeerStreamHeader, TransportCommand, TransportEvent } from "../../machines/events.js";
 import type { Logger } from "../log.js";
 import type { Element } from "../xml/element.js";
@@ -29,8 +36,13 @@ export interface TransportOptions {
   closeGraceMs?: number;
   /** Limits how fast the peer may send (`shaper` / `shaper_rule`). */
   shaper?: Shaper;
-  /** Our certificate, for STARTTLS as the receiving side. */
-  tlsContext?: () => SecureContext | undefined;
+  /**
+   * STARTTLS as the receiving side: our certificate (chosen by SNI) — looked up at each handshake,
+   * so a reload applies to new handshakes only.
+   */
+  serverTls?: () => Pick<TLSSocketOptions, "secureContext" | "SNICallback">;
+  /** STARTTLS as the initiating side: what we present when connecting as `local` (SASL EXTERNAL). */
+  clientTls?: (local: string) => ConnectionOptions;
   /** Already TLS from the first byte (XEP-0368 direct TLS). */
   secure?: boolean;
 }
@@ -121,7 +133,29 @@ export class XmppTransport {
    * RFC 6120 §5.4.3.3: after <proceed/>, TLS starts on the same TCP connection and the stream
    * restarts; anything the peer pipelined after <starttls/> is discarded (the parser is reset).
    */
-  private startTls(role: "client" | "server", servername: string | undefined): void {
+  /** The certificate chain the peer presented (leaf first), empty without TLS or a certificate. */
+  peerChain(): X509Certificate[] {
+    if (!(this.socket instanceof TLSSocket)) return [];
+    const chain: X509Certificate[] = [];
+    let cert: DetailedPeerCertificate | undefined = this.socket.getPeerCertificate(true);
+    while (cert?.raw !== undefined && chain.length < 10) {
+      chain.push(new X509Certificate(cert.raw));
+      // The last certificate of a chain points at itself.
+      cert = cert.issuerCertificate === cert ? undefined : cert.issuerCertificate;
+    }
+    return chain;
+  }
+
+  /** Verdicts per domain, kept with the connection (the chain does not change once TLS is up). */
+  private readonly verdicts = new Map<string, unknown>();
+
+  /** A certificate check, computed once per domain for this connection. */
+  verdict<T>(domain: string, check: (chain: X509Certificate[], domain: string) => T): T {
+    if (!this.verdicts.has(domain)) this.verdicts.set(domain, check(this.peerChain(), domain));
+    return this.verdicts.get(domain) as T;
+  }
+
+  private startTls(role: "client" | "server", servername: string | undefined, identity?: string): void {
     const raw = this.socket;
     this.corked = false;
     raw.uncork();
@@ -136,10 +170,13 @@ export class XmppTransport {
     };
     let secure: TLSSocket;
     if (role === "server") {
-      const context = this.options.tlsContext?.();
+      // A certificate from the initiating server is asked for (SASL EXTERNAL, XEP-0178) but not
+      // required, and checked by us rather than by OpenSSL (which would insist on clientAuth).
       secure = new TLSSocket(raw, {
         isServer: true,
-        ...(context === undefined ? {} : { secureContext: context }),
+        requestCert: true,
+        rejectUnauthorized: false,
+        ...this.options.serverTls?.(),
       });
       secure.once("secure", () => {
         this.tls = "starttls";
@@ -147,10 +184,12 @@ export class XmppTransport {
         this.sink?.({ type: "TLS_ESTABLISHED", streamId: randomBytes(16).toString("hex") });
       });
     } else {
-      // Certificates are verified by the trust layer (SASL EXTERNAL, issue 5); dialback does not need it.
       secure = tlsConnect({
         socket: raw,
         ...(servername === undefined ? {} : { servername }),
+        ...(identity === undefined ? {} : this.options.clientTls?.(identity)),
+        ALPNProtocols: ["xmpp-server"],
+        // Verified by our own RFC 6125 checks (src/tls), which keep a precise reason.
         rejectUnauthorized: false,
       });
       secure.once("secureConnect", () => {
@@ -179,7 +218,7 @@ export class XmppTransport {
         this.parser.reset();
         return;
       case "START_TLS":
-        this.startTls(command.role, command.servername);
+        this.startTls(command.role, command.servername, command.identity);
         return;
       case "WATCH_IDLE":
         this.socket.setTimeout(command.ms);

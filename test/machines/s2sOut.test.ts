@@ -340,7 +340,12 @@ describe("s2sOut machine: stream negotiation", () => {
     assert.deepEqual(h.keysSent, [], "no dialback before TLS");
 
     h.send({ type: "ELEMENT", element: inNs(el("proceed"), NS.TLS) });
-    assert.deepEqual(h.commands.at(-1), { type: "START_TLS", role: "client", servername: REMOTE });
+    assert.deepEqual(h.commands.at(-1), {
+      type: "START_TLS",
+      role: "client",
+      servername: REMOTE,
+      identity: LOCAL,
+    });
     assert.deepEqual(h.link(), { open: "tlsStarting" });
 
     const before = h.commands.length;
