@@ -1,6 +1,6 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createActor, fromCallback, fromPromise, setup, type ActorRefFrom } from "xstate";
+import { assign, createActor, fromCallback, fromPromise, setup, type ActorRefFrom } from "xstate";
 import {
   s2sOutMachine,
   type ConnectInput,
@@ -9,7 +9,12 @@ import {
   type S2sOutOutput,
   type S2sOutParentEvent,
 } from "../../machines/s2sOut.js";
-import type { PeerStreamHeader, TransportCommand, TransportEvent } from "../../machines/events.js";
+import type {
+  CertificateSummary,
+  PeerStreamHeader,
+  TransportCommand,
+  TransportEvent,
+} from "../../machines/events.js";
 import { Element, el } from "../../src/xml/element.js";
 import { NS } from "../../src/xmpp/namespaces.js";
 import { serverFeatures, type StartTlsOffer } from "../../src/xmpp/features.js";
@@ -71,6 +76,8 @@ const connected: Connect = () =>
 
 interface Fakes {
   connect?: Connect;
+  /** What src/tls would say about the peer's certificate after STARTTLS. */
+  certificate?: CertificateSummary;
 }
 
 /** Every actor a test started, stopped after it so that no timer outlives its test. */
@@ -107,6 +114,9 @@ function start(input: Partial<S2sOutInput> = {}, fakes: Fakes = {}) {
     actions: {
       sendDialbackKey: ({ context }) =>
         keysSent.push({ streamId: context.streamId, connectionId: context.connectionId }),
+      checkCertificate: assign(() =>
+        fakes.certificate === undefined ? {} : { certificate: fakes.certificate },
+      ),
     },
   });
   const connInput: S2sOutInput = {
@@ -574,14 +584,15 @@ describe("s2sOut machine: timeouts and stream ends", () => {
   }
 
   it("a state timer is restarted by each step", async () => {
-    const h = start({ stateTimeoutMs: 40 });
+    // Margins wide enough that a busy event loop (CI runs test files in parallel) cannot reorder them.
+    const h = start({ stateTimeoutMs: 400 });
     await settle();
-    await sleep(25);
+    await sleep(150);
     h.send({ type: "STREAM_HEADER", header: header() });
-    await sleep(25);
+    await sleep(300);
     assert.deepEqual(closes(h.commands), [], "the header timer was cancelled");
     assert.deepEqual(h.link(), { open: "awaitingFeatures" });
-    await sleep(40);
+    await sleep(250);
     assert.equal(closeCondition(h.commands), "connection-timeout");
   });
 
@@ -752,5 +763,94 @@ describe("s2sOut machine: verification connection (authorize: false)", () => {
       element: inNs(el("db:verify", { from: REMOTE, to: LOCAL, id: "in-stream-7" }, "k"), NS.DIALBACK),
     });
     assert.deepEqual(h.link(), { open: "ready" });
+  });
+});
+
+describe("s2sOut machine: trust (SASL EXTERNAL, require_for)", () => {
+  const GOOD: CertificateSummary = { ok: true, names: [REMOTE] };
+  const BAD: CertificateSummary = {
+    ok: false,
+    reason: "expired",
+    detail: "notAfter 2020-01-01",
+    names: [REMOTE],
+  };
+  const sasl = (local: string) => inNs(el(local), NS.SASL);
+
+  /** Through STARTTLS to the features of the encrypted stream. */
+  async function overTls(input: Partial<S2sOutInput>, certificate: CertificateSummary) {
+    const h = await toFeatures({ ownCertificate: true, ...input }, { certificate });
+    h.send({ type: "ELEMENT", element: features("optional") });
+    h.send({ type: "ELEMENT", element: inNs(el("proceed"), NS.TLS) });
+    h.send({ type: "TLS_ESTABLISHED" });
+    h.send({ type: "STREAM_HEADER", header: header({ id: "after-tls" }) });
+    assert.deepEqual(h.context().certificate, certificate, "the verdict is kept on the connection");
+    return h;
+  }
+
+  const externalFeatures = () =>
+    inNs(serverFeatures({ starttls: "none", dialback: true, saslMechanisms: ["EXTERNAL"] }), NS.STREAM);
+
+  it("authenticates with EXTERNAL when offered: saslStarted → saslSucceeded, restart, then the link is up", async () => {
+    const h = await overTls({}, GOOD);
+    h.send({ type: "ELEMENT", element: externalFeatures() });
+    assert.deepEqual(h.link(), { open: "saslStarted" });
+    const auth = sent(h.commands).at(-1);
+    assert.equal(auth?.local, "auth");
+    assert.equal(auth.attrs.mechanism, "EXTERNAL");
+    assert.equal(Buffer.from(auth.text(), "base64").toString(), LOCAL, "authzid = our domain (XEP-0178)");
+    const before = h.commands.length;
+    h.send({ type: "ELEMENT", element: sasl("success") });
+    assert.deepEqual(h.link(), { open: { saslSucceeded: "restarting" } });
+    assert.deepEqual(
+      h.commands.slice(before).map((c) => c.type),
+      ["RESET_PARSER", "OPEN_STREAM"],
+    );
+    h.send({ type: "STREAM_HEADER", header: header({ id: "after-sasl" }) });
+    h.send({ type: "ELEMENT", element: features("none", false) });
+    assert.deepEqual(h.link(), { open: { saslSucceeded: "authenticated" } });
+    assert.equal(h.context().auth, "external");
+    assert.deepEqual(h.parentEvents, [
+      { type: "LINK_UP", local: LOCAL, remote: REMOTE, connectionId: "conn-1" },
+    ]);
+    assert.deepEqual(h.keysSent, [], "no dialback key was needed");
+  });
+
+  it("falls back to dialback on the same stream when EXTERNAL fails (saslFailed)", async () => {
+    const h = await overTls({}, GOOD);
+    h.send({ type: "ELEMENT", element: externalFeatures() });
+    h.send({ type: "ELEMENT", element: inNs(el("failure", {}, el("not-authorized")), NS.SASL) });
+    assert.deepEqual(h.link(), { open: "dialbackSent" });
+    assert.equal(h.keysSent.length, 1);
+  });
+
+  it("uses dialback when we have no certificate for our domain", async () => {
+    const h = await overTls({ ownCertificate: false }, GOOD);
+    h.send({ type: "ELEMENT", element: externalFeatures() });
+    assert.deepEqual(h.link(), { open: "dialbackSent" });
+  });
+
+  it("require_for: a certificate that does not verify drops the link with the reason, nothing sent", async () => {
+    const h = await overTls({ tlsPolicy: "required" }, BAD);
+    h.send({ type: "ELEMENT", element: externalFeatures() });
+    assert.equal(closeCondition(h.commands), "policy-violation");
+    assert.deepEqual(h.keysSent, []);
+    h.send({ type: "SOCKET_CLOSED" });
+    assert.equal(h.lastValue() && JSON.stringify(h.lastValue()).includes("droppedBySettings"), true);
+    assert.match(h.output().failure?.text ?? "", /require_for.*expired \(notAfter 2020-01-01\)/);
+  });
+
+  it("require_for: a peer without STARTTLS gets nothing in clear", async () => {
+    const h = await toFeatures({ tlsPolicy: "required" });
+    h.send({ type: "ELEMENT", element: features("none") });
+    assert.equal(closeCondition(h.commands), "policy-violation");
+    assert.deepEqual(h.keysSent, []);
+    assert.deepEqual(sent(h.commands), [], "no element at all was written");
+  });
+
+  it("require_for '!': STARTTLS is not even tried", async () => {
+    const h = await toFeatures({ tlsPolicy: "never" });
+    h.send({ type: "ELEMENT", element: features("optional") });
+    assert.deepEqual(h.link(), { open: "dialbackSent" });
+    assert.equal(sent(h.commands).filter((e) => e.local === "starttls").length, 0);
   });
 });
