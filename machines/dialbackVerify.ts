@@ -6,7 +6,7 @@
  */
 import { assign, setup } from "xstate";
 import type { LogEmitted } from "./events.js";
-import type { S2sOutParentEvent, OutgoingTlsMode } from "./s2sOut.js";
+import type { S2sOutInput, S2sOutParentEvent, OutgoingTlsMode } from "./s2sOut.js";
 import { s2sOutMachine } from "./s2sOut.js";
 
 export interface DialbackVerifyInput {
@@ -20,6 +20,8 @@ export interface DialbackVerifyInput {
   stateTimeoutMs: number;
   /** The whole verification may take this long (DNS, connect, negotiation, answer). */
   timeoutMs: number;
+  /** `outgoing.tls.require_for` for the originating domain (see S2sOutInput). */
+  tlsPolicy?: S2sOutInput["tlsPolicy"];
 }
 
 export interface DialbackVerifyContext extends DialbackVerifyInput {
@@ -75,6 +77,7 @@ export const dialbackVerifyMachine = setup({
           stateTimeoutMs: context.stateTimeoutMs,
           streamTimeoutMs: context.timeoutMs,
           verify: { id: context.streamId, key: context.key },
+          ...(context.tlsPolicy === undefined ? {} : { tlsPolicy: context.tlsPolicy }),
         }),
         // The connection closes itself once the answer is in (or it failed).
         onDone: [

@@ -9,7 +9,13 @@
  */
 import { assign, sendTo, setup } from "xstate";
 import type { LogEmitted, ShutdownEvent } from "./events.js";
-import { s2sOutMachine, type LinkFailure, type OutgoingTlsMode, type S2sOutParentEvent } from "./s2sOut.js";
+import {
+  s2sOutMachine,
+  type LinkFailure,
+  type OutgoingTlsMode,
+  type S2sOutInput,
+  type S2sOutParentEvent,
+} from "./s2sOut.js";
 
 export interface QueueInput {
   local: string;
@@ -18,6 +24,9 @@ export interface QueueInput {
   tlsMode: OutgoingTlsMode;
   stateTimeoutMs: number;
   streamTimeoutMs: number;
+  /** Passed on to each connection (see S2sOutInput). */
+  tlsPolicy?: S2sOutInput["tlsPolicy"];
+  ownCertificate?: boolean;
 }
 
 export interface QueueContext extends QueueInput {
@@ -83,6 +92,8 @@ export const queueMachine = setup({
           tlsMode: context.tlsMode,
           stateTimeoutMs: context.stateTimeoutMs,
           streamTimeoutMs: context.streamTimeoutMs,
+          ...(context.tlsPolicy === undefined ? {} : { tlsPolicy: context.tlsPolicy }),
+          ...(context.ownCertificate === undefined ? {} : { ownCertificate: context.ownCertificate }),
         }),
         onDone: [
           { guard: "stopping", target: "stopped" },

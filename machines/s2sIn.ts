@@ -39,6 +39,8 @@ export interface S2sInInput {
   starttls: StartTlsOffer;
   /** `[s2s] secure_auth`: only certificates (SASL EXTERNAL, or dialback over verified TLS). */
   secureAuth?: boolean;
+  /** The listener is direct TLS (XEP-0368): the stream is encrypted from the first byte. */
+  directTls?: boolean;
 }
 
 export interface S2sInContext extends S2sInInput {
@@ -288,7 +290,7 @@ export const s2sInMachine = setup({
   },
 }).createMachine({
   id: "s2sIn",
-  context: ({ input }) => ({ ...input, authorized: [], pending: [], secure: false }),
+  context: ({ input }) => ({ ...input, authorized: [], pending: [], secure: input.directTls === true }),
   invoke: {
     id: "transport",
     src: "transport",

@@ -54,6 +54,8 @@ export interface ConnectOutput {
   attempts: string[];
   /** Direct TLS: the remote certificate's verdict. */
   certificate?: CertificateSummary;
+  /** seed 001's relay name (`outgoing.address` tls_name): the certificate may name it instead. */
+  tlsName?: string;
 }
 
 export interface S2sOutInput {
@@ -95,6 +97,7 @@ export interface S2sOutContext extends S2sOutInput {
   certificate?: CertificateSummary;
   /** How this stream was authenticated: SASL EXTERNAL (XEP-0178) or dialback. */
   auth?: "external" | "dialback";
+  tlsName?: string;
 }
 
 /** Internal: raised so that the dialback region follows the link region. */
@@ -363,6 +366,7 @@ export const s2sOutMachine = setup({
                 peer: event.output.peer,
                 attempts: event.output.attempts,
                 ...(event.output.certificate === undefined ? {} : { certificate: event.output.certificate }),
+                ...(event.output.tlsName === undefined ? {} : { tlsName: event.output.tlsName }),
               })),
             },
             onError: {

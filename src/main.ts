@@ -51,5 +51,11 @@ export async function runServer(configFile: string, logFormat: LogFormat): Promi
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    // SIGHUP: new certificates for new streams; established streams are not dropped.
+    process.on("SIGHUP", () => {
+      const result = running.reloadCertificates();
+      if (result.ok) log.notice("SIGHUP: certificates reloaded");
+      else log.error(`SIGHUP: certificates not reloaded, the old ones stay in use: ${result.error}`);
+    });
   });
 }

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { AddressInfo, Server, Socket } from "node:net";
+import { Server as TlsServer, type TLSSocketOptions, type TlsOptions } from "node:tls";
 import type { AnyStateMachine, InputFrom } from "xstate";
 import { componentDomains, componentMachine } from "../machines/component.js";
 import type { ChildKind } from "../machines/router.js";
@@ -26,7 +27,8 @@ import { handshakeMatches } from "./xmpp/handshake.js";
 import { provideS2sIn } from "./s2s/incoming.js";
 import { OutgoingLinks, provideS2sOut } from "./s2s/outgoing.js";
 import { federationPolicy } from "./s2s/policy.js";
-import { loadListenerTls, starttlsOffer, type ListenerCertificate } from "./net/tlsContext.js";
+import { loadTrust, type Trust } from "./s2s/trust.js";
+import type { StartTlsOffer } from "./xmpp/features.js";
 import { NS } from "./xmpp/namespaces.js";
 
 export interface FerryServer {
@@ -38,6 +40,9 @@ export interface FerryServer {
   readonly addresses: { s2s: AddressInfo[]; service: AddressInfo[] };
   /** Drains and closes everything; resolves when done. Safe to call more than once. */
   stop(): Promise<void>;
+  /** Re-reads every certificate (SIGHUP); established streams keep theirs. */
+  reloadCertificates(): { ok: true } | { ok: false; error: string };
+  readonly trust: Trust;
 }
 
 export interface ServerOptions {
@@ -52,8 +57,13 @@ function newStreamId(): string {
 
 /** What one listener's accepted sockets become. */
 interface StreamKind<TLogic extends AnyStateMachine> {
-  /** Our certificate (STARTTLS), and whether TLS starts with the first byte (XEP-0368). */
-  tls?: { certificate: ListenerCertificate; direct: boolean };
+  /** Our certificates: for STARTTLS upgrades, or for TLS from the first byte (XEP-0368). */
+  tls?: {
+    /** Looked up at each handshake, so that a SIGHUP reload applies to new streams only. */
+    starttls: () => Pick<TLSSocketOptions, "secureContext" | "SNICallback">;
+    direct?: TlsOptions;
+    onListening?: (server: Server) => void;
+  };
   kind: ChildKind;
   tag: LogTag;
   keyPrefix: string;
@@ -126,7 +136,7 @@ export async function startServer(
           host: listener.ip_address,
           backlog: listener.backlog,
           maxConnections: listener.max_connections,
-          ...(stream.tls?.direct === true ? { tls: stream.tls.certificate.options } : {}),
+          ...(stream.tls?.direct === undefined ? {} : { tls: stream.tls.direct }),
         },
         (socket: Socket) => {
           const streamId = newStreamId();
@@ -141,10 +151,7 @@ export async function startServer(
             shaper: shaperFor(config.shaper, shaper),
             ...(stream.tls === undefined
               ? {}
-              : {
-                  serverTls: () => ({ secureContext: stream.tls?.certificate.context }),
-                  secure: stream.tls.direct,
-                }),
+              : { serverTls: stream.tls.starttls, secure: stream.tls.direct !== undefined }),
           });
           transports.set(streamId, transport);
           connLog.debug(
@@ -169,6 +176,7 @@ export async function startServer(
         { cause: err },
       );
     }
+    stream.tls?.onListening?.(server);
     servers.push(server);
     const address = server.address() as AddressInfo;
     log.notice(`${where} listening on ${listener.ip_address}:${address.port}`);
@@ -180,7 +188,8 @@ export async function startServer(
   const isLocal = (domain: string): boolean =>
     hostSet.has(domain) || components.get(domain) !== undefined || components.isAway(domain);
   const policy = federationPolicy(config.s2s);
-  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId });
+  const trust = loadTrust(config, log);
+  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId, trust });
   router.remote = new OutgoingLinks({
     config,
     registry,
@@ -191,14 +200,31 @@ export async function startServer(
     bounce,
     newId: newStreamId,
     s2sOut,
+    trust,
   });
-  const s2sIn = provideS2sIn({ config, registry, transports, router, policy, isLocal, s2sOut });
   const addresses: FerryServer["addresses"] = { s2s: [], service: [] };
   try {
     for (const [index, listener] of config.listen.s2s.entries()) {
-      const where = `listen.s2s[${index}]`;
-      const certificate = loadListenerTls(listener.tls, where);
-      const starttls = starttlsOffer(listener.tls, certificate);
+      const s2sIn = provideS2sIn({
+        config,
+        registry,
+        transports,
+        router,
+        policy,
+        isLocal,
+        s2sOut,
+        trust,
+        check: trust.incoming(index),
+      });
+      const certificates = trust.certificates;
+      const secure = certificates.serverSecureOptions(index);
+      const direct = listener.tls?.mode === "tls" ? certificates.serverOptions(index) : undefined;
+      const starttls: StartTlsOffer =
+        secure === undefined || direct !== undefined
+          ? "none"
+          : listener.tls?.required === true || listener.tls?.mode === "starttls_required"
+            ? "required"
+            : "optional";
       addresses.s2s.push(
         await serve(
           listener,
@@ -209,9 +235,21 @@ export async function startServer(
             keyPrefix: "in",
             defaultNs: NS.SERVER,
             logic: s2sIn,
-            ...(certificate === undefined
+            ...(secure === undefined
               ? {}
-              : { tls: { certificate, direct: listener.tls?.mode === "tls" } }),
+              : {
+                  tls: {
+                    starttls: () => certificates.serverSecureOptions(index) ?? secure,
+                    ...(direct === undefined
+                      ? {}
+                      : {
+                          direct,
+                          onListening: (server: Server) => {
+                            if (server instanceof TlsServer) certificates.attachServer(index, server);
+                          },
+                        }),
+                  },
+                }),
             input: (streamId) => ({
               connectionId: streamId,
               streamId,
@@ -219,6 +257,8 @@ export async function startServer(
               stateTimeoutMs: listener.state_timeout,
               streamTimeoutMs: config.s2s.outgoing.stream_timeout,
               starttls,
+              secureAuth: config.s2s.secure_auth,
+              directTls: direct !== undefined,
             }),
           },
           listener.shaper,
@@ -305,6 +345,8 @@ export async function startServer(
     components,
     counters,
     addresses,
+    trust,
+    reloadCertificates: () => trust.certificates.reload(),
     stop: () => {
       if (!stopping) {
         log.notice("shutting down");

@@ -12,6 +12,7 @@ import type { Logger } from "../log.js";
 import { resolveTargets, type ResolveOptions, type Target } from "../dns/resolve.js";
 import { XmppTransport } from "../net/transport.js";
 import type { Shaper } from "../net/shaper.js";
+import type { CertificateCheck } from "./trust.js";
 import type { TransportTable } from "../net/transportActor.js";
 import { NS } from "../xmpp/namespaces.js";
 
@@ -24,6 +25,10 @@ export interface ConnectOptions {
   newId: () => string;
   /** `outgoing.shaper`: limits how fast the remote server may send to us on this connection. */
   shaper?: () => Shaper | undefined;
+  /** The certificate we present when connecting as a local domain (SASL EXTERNAL). */
+  clientTls?: (local: string) => tls.ConnectionOptions;
+  /** Judges the remote certificate (direct TLS: right after connecting). */
+  checkCertificate?: CertificateCheck;
 }
 
 export class ConnectFailure extends Error implements LinkFailure {
@@ -41,15 +46,18 @@ function open(
   servername: string,
   timeoutMs: number,
   signal: AbortSignal,
+  client: tls.ConnectionOptions,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket: net.Socket = target.directTls
       ? tls.connect({
+          ...client,
           host: target.host,
           port: target.port,
+          // XEP-0368: SNI is the XMPP domain (or the relay name of an outgoing.address override).
           servername: target.tlsName ?? servername,
           ALPNProtocols: ["xmpp-server"],
-          // Certificates are checked by the trust layer (issue 5), not while connecting.
+          // Judged by src/tls (RFC 6125) afterwards, which keeps a precise reason.
           rejectUnauthorized: false,
         })
       : net.connect({ host: target.host, port: target.port, noDelay: true });
@@ -95,7 +103,13 @@ export function connectActor(options: ConnectOptions) {
     for (const target of resolved.targets) {
       const where = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
       try {
-        const socket = await open(target, input.remote, options.connectionTimeoutMs, signal);
+        const socket = await open(
+          target,
+          input.remote,
+          options.connectionTimeoutMs,
+          signal,
+          options.clientTls?.(input.local) ?? {},
+        );
         attempts.push(`${where}: connected${target.directTls ? " (direct TLS)" : ""} (${target.via})`);
         const connectionId = options.newId();
         const transport = new XmppTransport({
@@ -105,10 +119,22 @@ export function connectActor(options: ConnectOptions) {
           maxStanzaSize: options.maxStanzaSize,
           log: options.log.child("XMPPO", `out:${input.local}:${input.remote}`),
           secure: target.directTls,
+          ...(options.clientTls === undefined ? {} : { clientTls: options.clientTls }),
           ...(options.shaper === undefined ? {} : { shaper: options.shaper() }),
         });
         options.transports.set(connectionId, transport);
-        return { connectionId, peer: where, attempts };
+        const check = options.checkCertificate;
+        const certificate =
+          target.directTls && check !== undefined
+            ? transport.verdict(target.tlsName ?? input.remote, check)
+            : undefined;
+        return {
+          connectionId,
+          peer: where,
+          attempts,
+          ...(target.tlsName === undefined ? {} : { tlsName: target.tlsName }),
+          ...(certificate === undefined ? {} : { certificate }),
+        };
       } catch (err) {
         if (signal.aborted) throw err;
         attempts.push(`${where}: ${err instanceof Error ? err.message : String(err)} (${target.via})`);

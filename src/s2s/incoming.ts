@@ -3,7 +3,8 @@
  * (answering db:verify as the authoritative server), verifications (a dialbackVerify actor per
  * db:result), the federation policy, and, once a domain is authorized, the stanza path.
  */
-import type { AnyActorRef } from "xstate";
+import { randomBytes } from "node:crypto";
+import { assign, type AnyActorRef } from "xstate";
 import { s2sInMachine, pairKey, type S2sInContext } from "../../machines/s2sIn.js";
 import { dialbackVerifyMachine, type DialbackVerifyOutput } from "../../machines/dialbackVerify.js";
 import type { Config } from "../config/schema.js";
@@ -17,6 +18,7 @@ import type { ActorRegistry } from "../routing/registry.js";
 import type { StanzaRouter } from "../routing/stanzaRouter.js";
 import type { FederationPolicy } from "./policy.js";
 import type { provideS2sOut } from "./outgoing.js";
+import type { CertificateCheck, Trust } from "./trust.js";
 
 export interface IncomingOptions {
   config: Config;
@@ -26,6 +28,9 @@ export interface IncomingOptions {
   policy: FederationPolicy;
   isLocal: (domain: string) => boolean;
   s2sOut: ReturnType<typeof provideS2sOut>;
+  trust: Trust;
+  /** How this listener judges the certificates of servers connecting to it. */
+  check: CertificateCheck;
 }
 
 /**
@@ -74,6 +79,17 @@ export function provideS2sIn(options: IncomingOptions) {
   return s2sInMachine.provide({
     actors: { transport: transportActor(options.transports) },
     guards: {
+      // XEP-0344 style: over TLS, a certificate valid for the originating domain proves it.
+      dbOriginCertified: ({ context, event }) => {
+        const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
+        const transport = transportOf(context);
+        return (
+          context.secure &&
+          db !== undefined &&
+          transport !== undefined &&
+          transport.verdict(db.from, options.check).ok
+        );
+      },
       headerTargetServed: ({ event }) =>
         event.type === "STREAM_HEADER" && options.isLocal((event.header.to ?? "").toLowerCase()),
       dbTargetServed: ({ event }) => {
@@ -86,6 +102,12 @@ export function provideS2sIn(options: IncomingOptions) {
       },
     },
     actions: {
+      checkCertificate: assign(({ context }) => {
+        const transport = transportOf(context);
+        if (!context.secure || context.remoteDomain === undefined || !transport) return {};
+        return { certificate: transport.verdict(context.remoteDomain, options.check) };
+      }),
+      renewStreamId: assign({ streamId: () => randomBytes(16).toString("hex") }),
       // XEP-0220 step 3, as the authoritative server: is this our key for that stream?
       answerVerify: ({ context, event }) => {
         const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
@@ -111,6 +133,7 @@ export function provideS2sIn(options: IncomingOptions) {
             tlsMode: outgoing.tls.mode,
             stateTimeoutMs: outgoing.state_timeout,
             timeoutMs: outgoing.connection_timeout + 4 * outgoing.state_timeout,
+            tlsPolicy: options.trust.requireFor(db.from),
           },
           restartable: false,
           onDone: (output) => {

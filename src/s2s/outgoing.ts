@@ -19,6 +19,8 @@ import { connectActor } from "./connect.js";
 import { shaperFor } from "../net/shaper.js";
 import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
 import type { FederationPolicy } from "./policy.js";
+import type { Trust } from "./trust.js";
+import { assign } from "xstate";
 
 export interface OutgoingOptions {
   config: Config;
@@ -33,6 +35,7 @@ export interface OutgoingOptions {
   limits?: BufferLimits;
   /** The s2sOut machine with its I/O (see provideS2sOut), shared with dialback verifications. */
   s2sOut: ReturnType<typeof provideS2sOut>;
+  trust: Trust;
 }
 
 const pair = (local: string, remote: string): string => `${local} ${remote}`;
@@ -43,7 +46,9 @@ export function provideS2sOut(options: {
   transports: TransportTable;
   log: Logger;
   newId: () => string;
+  trust: Trust;
 }) {
+  const { trust } = options;
   const outgoing = options.config.s2s.outgoing;
   const secret = options.config.s2s.shared;
   return s2sOutMachine.provide({
@@ -56,10 +61,18 @@ export function provideS2sOut(options: {
         log: options.log,
         newId: options.newId,
         shaper: () => shaperFor(options.config.shaper, outgoing.shaper),
+        clientTls: (local) => trust.certificates.clientOptions(local),
+        checkCertificate: trust.outgoing,
       }),
       transport: transportActor(options.transports),
     },
     actions: {
+      // After STARTTLS: the remote certificate for its domain (or the relay name), RFC 6125.
+      checkCertificate: assign(({ context }) => {
+        const transport = options.transports.get(context.connectionId ?? "");
+        if (!transport) return {};
+        return { certificate: transport.verdict(context.tlsName ?? context.remote, trust.outgoing) };
+      }),
       // XEP-0220 step 1 with a XEP-0185 key over the stream id the receiving server gave us.
       sendDialbackKey: ({ context }) => {
         const transport = options.transports.get(context.connectionId ?? "");
@@ -151,6 +164,8 @@ export class OutgoingLinks implements RemoteRoute {
         tlsMode: outgoing.tls.mode,
         stateTimeoutMs: outgoing.state_timeout,
         streamTimeoutMs: outgoing.stream_timeout,
+        tlsPolicy: this.options.trust.requireFor(remote),
+        ownCertificate: this.options.trust.certificates.hasCertificateFor(local),
       },
       restartable: true,
       release: (reason) => {
