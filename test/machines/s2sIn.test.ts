@@ -1,8 +1,8 @@
 import { afterEach, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createActor, fromCallback, type AnyActorRef } from "xstate";
-import { s2sInMachine, type S2sInInput } from "../../machines/s2sIn.js";
-import type { PeerStreamHeader, TransportCommand } from "../../machines/events.js";
+import { assign, createActor, fromCallback, type AnyActorRef } from "xstate";
+import { pairKey, s2sInMachine, type S2sInInput } from "../../machines/s2sIn.js";
+import type { CertificateSummary, PeerStreamHeader, TransportCommand } from "../../machines/events.js";
 import { Element, el } from "../../src/xml/element.js";
 import { dbResultRequest, dbVerifyRequest } from "../../src/xmpp/dialback.js";
 import { NS } from "../../src/xmpp/namespaces.js";
@@ -12,6 +12,10 @@ interface S2sInFakes {
   served?: boolean;
   /** dbOriginAllowed: may its originating domain federate with us? */
   allowed?: boolean;
+  /** dbOriginCertified: does the stream's certificate verify for the originating domain? */
+  certified?: boolean;
+  /** What checkCertificate finds for the stream's `from` after TLS. */
+  certificate?: CertificateSummary;
 }
 
 /** The machine with a fake transport that records the commands it is given. */
@@ -33,6 +37,7 @@ function start(input: Partial<S2sInInput> = {}, fakes: S2sInFakes = {}) {
     guards: {
       dbTargetServed: () => fakes.served ?? true,
       dbOriginAllowed: () => fakes.allowed ?? true,
+      dbOriginCertified: () => fakes.certified ?? false,
     },
     actions: {
       answerVerify: ({ event }) => {
@@ -44,6 +49,10 @@ function start(input: Partial<S2sInInput> = {}, fakes: S2sInFakes = {}) {
       openStanzaPath: () => {
         stanzaPaths += 1;
       },
+      checkCertificate: assign(() =>
+        fakes.certificate === undefined ? {} : { certificate: fakes.certificate },
+      ),
+      renewStreamId: assign({ streamId: "s1-after-sasl" }),
     },
   });
   const actor = createActor(machine, {
@@ -513,5 +522,72 @@ describe("s2sIn machine: timeouts and stream ends", () => {
     });
     assert.equal(actor.getSnapshot().value, "closing");
     assert.equal(closeCondition(commands), undefined);
+  });
+});
+
+describe("s2sIn machine: trust", () => {
+  const GOOD: CertificateSummary = { ok: true, names: ["b.example"] };
+  const sasl = (local: string, text = "", attrs: Record<string, string> = {}) =>
+    inNs(el(local, attrs, ...(text === "" ? [] : [text])), NS.SASL);
+
+  /** A direct-TLS stream whose peer certificate is judged `certificate`, header received. */
+  function secured(certificate: CertificateSummary, input: Partial<S2sInInput> = {}, fakes: S2sInFakes = {}) {
+    return opened({ directTls: true, ...input }, { certificate, ...fakes });
+  }
+
+  it("offers SASL EXTERNAL only when the certificate verified for the stream's from", () => {
+    const good = secured(GOOD);
+    const offered = good.commands.find((c) => c.type === "SEND");
+    assert.ok(offered?.type === "SEND");
+    assert.ok(offered.element.getChild("mechanisms", NS.SASL));
+    const bad = secured({ ok: false, reason: "expired", names: ["b.example"] });
+    const notOffered = bad.commands.find((c) => c.type === "SEND");
+    assert.ok(notOffered?.type === "SEND");
+    assert.equal(notOffered.element.getChild("mechanisms", NS.SASL), undefined);
+    assert.equal(bad.actor.getSnapshot().context.certificate?.reason, "expired");
+  });
+
+  it("EXTERNAL: <success/>, a restarted stream with a new id, then established for the pair", () => {
+    const { actor, commands, stanzaPaths } = secured(GOOD);
+    actor.send({ type: "ELEMENT", element: sasl("auth", "=", { mechanism: "EXTERNAL" }) });
+    assert.deepEqual(actor.getSnapshot().value, { connecting: "saslRestart" });
+    const success = commands.find((c) => c.type === "SEND" && c.element.local === "success");
+    assert.ok(success, "<success/> sent");
+    assert.ok(commands.some((c) => c.type === "RESET_PARSER"));
+    const before = commands.length;
+    actor.send({ type: "STREAM_HEADER", header: header() });
+    assert.equal(actor.getSnapshot().value, "established");
+    const open = commands.slice(before).find((c) => c.type === "OPEN_STREAM");
+    assert.ok(open?.type === "OPEN_STREAM");
+    assert.equal(open.attrs.id, "s1-after-sasl");
+    assert.deepEqual(actor.getSnapshot().context.authorized, [pairKey("b.example", "a.example")]);
+    assert.equal(stanzaPaths(), 1);
+  });
+
+  it("EXTERNAL with an authzid other than the stream's from gets <failure/>", () => {
+    const { actor, commands } = secured(GOOD);
+    actor.send({
+      type: "ELEMENT",
+      element: sasl("auth", Buffer.from("evil.example").toString("base64"), { mechanism: "EXTERNAL" }),
+    });
+    assert.ok(commands.some((c) => c.type === "SEND" && c.element.local === "failure"));
+    assert.deepEqual(actor.getSnapshot().value, { connecting: "awaitingAuth" });
+  });
+
+  it("dialback over TLS with a certificate valid for the origin is accepted without a verify round trip", () => {
+    const { actor, commands, verifications } = secured(GOOD, {}, { certified: true });
+    actor.send({ type: "ELEMENT", element: dbResult("b.example", "a.example") });
+    assert.deepEqual(verifications, [], "no dialbackVerify actor");
+    assert.equal(actor.getSnapshot().value, "established");
+    const answer = commands.find((c) => c.type === "SEND" && c.element.local === "result");
+    assert.ok(answer?.type === "SEND");
+    assert.equal(answer.element.attrs.type, "valid");
+  });
+
+  it("secure_auth: dialback without a certified origin ends the stream with <policy-violation/>", () => {
+    const { actor, commands, verifications } = opened({ secureAuth: true });
+    actor.send({ type: "ELEMENT", element: dbResult("b.example", "a.example") });
+    assert.deepEqual(verifications, []);
+    assert.equal(closeCondition(commands), "policy-violation");
   });
 });
