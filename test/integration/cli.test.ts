@@ -5,7 +5,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -92,6 +92,87 @@ describe("ferry command", () => {
         }
       },
     );
+  });
+
+  it("reloads certificates on SIGHUP without dropping an established stream", async () => {
+    const port = await freePort();
+    const dir = await mkdtemp(path.join(tmpdir(), "ferry-hup-"));
+    const cert = path.join(dir, "cert.pem");
+    const key = path.join(dir, "key.pem");
+    const makeCert = (cn: string): void => {
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          key,
+          "-out",
+          cert,
+          "-days",
+          "2",
+          "-subj",
+          `/CN=${cn}`,
+          "-addext",
+          `subjectAltName=DNS:${cn}`,
+        ],
+        { stdio: "ignore" },
+      );
+    };
+    makeCert("example.org");
+    const file = path.join(dir, "ferry.toml");
+    await writeFile(
+      file,
+      `[general]\nhosts = ["example.org"]\nloglevel = "notice"\n\n[[listen.s2s]]\nport = ${port}\nip_address = "127.0.0.1"\ntls.certfile = "${cert}"\ntls.keyfile = "${key}"\n`,
+    );
+    const child = spawn(process.execPath, [await ferryBin(), "--config", file], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    try {
+      const deadline = Date.now() + 10_000;
+      let peer: WirePeer | undefined;
+      while (!peer) {
+        try {
+          peer = await WirePeer.connect(port);
+        } catch {
+          if (Date.now() > deadline) throw new Error(`ferry did not listen; stderr: ${stderr}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      peer.send(S2S_HEADER("example.org", "remote.example"));
+      await peer.waitFor(/<\/stream:features>/);
+      makeCert("example.org");
+      child.kill("SIGHUP");
+      const until = Date.now() + 5000;
+      while (!/certificates reloaded/.test(stderr) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.match(stderr, /SIGHUP: certificates reloaded/);
+      assert.equal(peer.closed, false, "the established stream is still open");
+      // A broken certificate file: the old certificates stay, the server keeps running.
+      await writeFile(cert, "not a certificate");
+      child.kill("SIGHUP");
+      const until2 = Date.now() + 5000;
+      while (!/certificates not reloaded/.test(stderr) && Date.now() < until2)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.match(stderr, /SIGHUP: certificates not reloaded, the old ones stay in use: .*cert\.pem/);
+      const second = await WirePeer.connect(port);
+      second.send(S2S_HEADER("example.org", "remote.example"));
+      await second.waitFor(/<starttls xmlns=['"]urn:ietf:params:xml:ns:xmpp-tls['"]/);
+      second.destroy();
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0, stderr);
+    } finally {
+      child.kill("SIGKILL");
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a config with a typo, naming the option and the file line", async () => {
