@@ -1,9 +1,11 @@
 /** Ferry's side of the interop tests: its configuration, messages checked end to end, the suite. */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { Writable } from "node:stream";
+import type { CertificateSummary } from "../../machines/events.js";
 import { loadConfigText } from "../../src/config/load.js";
-import { silentLogger } from "../../src/log.js";
-import { startServer } from "../../src/server.js";
+import { createLogger, silentLogger, type Logger, type MongooseLogLevel } from "../../src/log.js";
+import { startServer, type FerryServer } from "../../src/server.js";
 import { connectComponent } from "./component.js";
 import { makeCa, makeLeaf } from "./peers/certs.js";
 import type { DnsServer } from "./peers/dns.js";
@@ -19,18 +21,40 @@ export interface FerrySide {
   dns: string;
   /** With a certificate: STARTTLS offered and required both ways. */
   tls?: { cert: string; key: string } | undefined;
+  /**
+   * CA file that peers' certificates are checked against (`tls.cacertfile` on the listener and
+   * `outgoing.tls.cacertfile`); without it, the system trust store.
+   */
+  ca?: string | undefined;
+  /**
+   * Which option presents `tls` as Ferry's own certificate on outgoing streams (needed for SASL
+   * EXTERNAL): `domain` = `[general] domain_certfile` for `domain`, `outgoing` =
+   * `outgoing.tls.certfile`. Default: none (outgoing streams can only use dialback).
+   */
+  clientCert?: "domain" | "outgoing" | undefined;
+  /** `[s2s] secure_auth`. */
+  secureAuth?: boolean | undefined;
 }
 
 export async function ferryConfig(side: FerrySide): Promise<{ config: string; componentPort: number }> {
   const componentPort = await freePort();
   const tls = side.tls;
+  const ca = side.ca === undefined ? "" : `tls.cacertfile = "${side.ca}"\n`;
+  const domainCert =
+    tls && side.clientCert === "domain"
+      ? `domain_certfile = [{domain = "${side.domain}", certfile = "${tls.cert}", keyfile = "${tls.key}"}]\n`
+      : "";
+  const outgoingCert =
+    tls && side.clientCert === "outgoing"
+      ? `outgoing.tls.certfile = "${tls.cert}"\noutgoing.tls.keyfile = "${tls.key}"\n`
+      : "";
   const config = `[general]
 hosts = ["${side.domain}"]
-
+${domainCert}
 [[listen.s2s]]
 port = 5269
 ip_address = "${side.address}"
-${tls ? `tls.certfile = "${tls.cert}"\ntls.keyfile = "${tls.key}"\ntls.mode = "starttls_required"\n` : ""}
+${tls ? `tls.certfile = "${tls.cert}"\ntls.keyfile = "${tls.key}"\ntls.mode = "starttls_required"\n${ca}` : ""}
 [[listen.service]]
 port = ${componentPort}
 ip_address = "${side.address}"
@@ -42,8 +66,77 @@ outgoing.dns.timeout = 2
 outgoing.connection_timeout = 5000
 outgoing.max_retry_delay = 2
 outgoing.tls.mode = "${tls ? "starttls_required" : "starttls"}"
-`;
+${side.ca === undefined ? "" : `outgoing.${ca}`}${outgoingCert}${side.secureAuth === true ? "secure_auth = true\n" : ""}`;
   return { config, componentPort };
+}
+
+/** A logger that keeps Ferry's log lines (text format) for assertions. */
+export interface CapturedLog {
+  logger: Logger;
+  lines(): string[];
+  /** Lines matching `pattern`. */
+  grep(pattern: RegExp): string[];
+}
+
+/** Ferry's log at `level` (default "debug": state changes included), kept in memory. */
+export function captureLog(level: MongooseLogLevel = "debug"): CapturedLog {
+  const kept: string[] = [];
+  let partial = "";
+  const stream = new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      const parts = (partial + chunk.toString()).split("\n");
+      partial = parts.pop() ?? "";
+      kept.push(...parts);
+      done();
+    },
+  });
+  const lines = (): string[] => (partial === "" ? [...kept] : [...kept, partial]);
+  return {
+    logger: createLogger({ level, format: "text", stream }),
+    lines,
+    grep: (pattern) => lines().filter((line) => pattern.test(line)),
+  };
+}
+
+/** What the tests read of an outgoing connection's context (machines/s2sOut.ts). */
+export interface LinkState {
+  auth?: "external" | "dialback";
+  certificate?: CertificateSummary;
+  tls?: string;
+}
+
+/**
+ * The connection context of the queue `out:<local>:<remote>` while its link is up (the `conn`
+ * child exists only then: read it right after a delivery); undefined otherwise.
+ */
+export function outgoingLink(server: FerryServer, local: string, remote: string): LinkState | undefined {
+  const queue = server.registry.get(`out:${local}:${remote}`);
+  const snapshot = queue?.getSnapshot() as
+    { children: Record<string, { getSnapshot(): { context: unknown } } | undefined> } | undefined;
+  return snapshot?.children.conn?.getSnapshot().context as LinkState | undefined;
+}
+
+/** What the tests read of an incoming stream's context (machines/s2sIn.ts). */
+export interface IncomingState {
+  key: string;
+  state: string;
+  remoteDomain?: string;
+  localDomain?: string;
+  certificate?: CertificateSummary;
+  authorized: string[];
+}
+
+/** Every incoming S2S stream (`in:<id>` actors) at `server`, with its state and context. */
+export function incomingStreams(server: FerryServer): IncomingState[] {
+  return [...server.registry.keys()]
+    .filter((key) => key.startsWith("in:"))
+    .flatMap((key) => {
+      const snapshot = server.registry.get(key)?.getSnapshot() as
+        { value: unknown; context: Omit<IncomingState, "key" | "state"> } | undefined;
+      return snapshot === undefined
+        ? []
+        : [{ key, state: JSON.stringify(snapshot.value), ...snapshot.context }];
+    });
 }
 
 /** Sends a message from one component and checks the one that arrives at the other. */

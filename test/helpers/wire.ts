@@ -31,6 +31,19 @@ export class WirePeer {
     });
   }
 
+  /** Connects once a process being started listens; `why` explains a timeout (its stderr, say). */
+  static async connectWhenListening(port: number, why: () => string, timeoutMs = 10_000): Promise<WirePeer> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await WirePeer.connect(port);
+      } catch {
+        if (Date.now() > deadline) throw new Error(`nothing listens on ${port}: ${why()}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
   send(data: string | Buffer): void {
     this.socket.write(data);
   }

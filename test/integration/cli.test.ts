@@ -62,16 +62,7 @@ describe("ferry command", () => {
         const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
         try {
           // Wait until the listener is up.
-          const deadline = Date.now() + 10_000;
-          let peer: WirePeer | undefined;
-          while (!peer) {
-            try {
-              peer = await WirePeer.connect(port);
-            } catch {
-              if (Date.now() > deadline) throw new Error(`ferry did not listen; stderr: ${stderr}`);
-              await new Promise((resolve) => setTimeout(resolve, 100));
-            }
-          }
+          const peer = await WirePeer.connectWhenListening(port, () => stderr);
           peer.send(S2S_HEADER("example.org", "remote.example"));
           const got = await peer.waitFor(/<\/stream:features>/);
           assert.match(got, /<stream:stream [^>]*from=['"]example\.org['"]/);
@@ -137,16 +128,7 @@ describe("ferry command", () => {
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
     try {
-      const deadline = Date.now() + 10_000;
-      let peer: WirePeer | undefined;
-      while (!peer) {
-        try {
-          peer = await WirePeer.connect(port);
-        } catch {
-          if (Date.now() > deadline) throw new Error(`ferry did not listen; stderr: ${stderr}`);
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      }
+      const peer = await WirePeer.connectWhenListening(port, () => stderr);
       peer.send(S2S_HEADER("example.org", "remote.example"));
       await peer.waitFor(/<\/stream:features>/);
       makeCert("example.org");
