@@ -52,6 +52,8 @@ export interface ConnectOutput {
   peer: string;
   /** seed 000's "connection results": one line per address tried. */
   attempts: string[];
+  /** TLS from the first byte on this connection (an `_xmpps-server` target, XEP-0368). */
+  directTls?: boolean;
   /** Direct TLS: the remote certificate's verdict. */
   certificate?: CertificateSummary;
   /** seed 001's relay name (`outgoing.address` tls_name): the certificate may name it instead. */
@@ -181,6 +183,7 @@ export const s2sOutMachine = setup({
     tlsRequiredButUnavailable: ({ context }) =>
       context.tls === "none" &&
       (context.tlsMode === "starttls_required" ||
+        context.tlsMode === "tls" ||
         context.features?.starttls === "required" ||
         context.tlsPolicy === "required"),
     certificateRequiredButInvalid: ({ context }) =>
@@ -335,7 +338,7 @@ export const s2sOutMachine = setup({
   context: ({ input }) => ({
     ...input,
     attempts: [],
-    tls: input.tlsMode === "tls" ? "direct" : "none",
+    tls: "none",
     verifySent: false,
     dropped: false,
     up: false,
@@ -367,6 +370,8 @@ export const s2sOutMachine = setup({
                 attempts: event.output.attempts,
                 ...(event.output.certificate === undefined ? {} : { certificate: event.output.certificate }),
                 ...(event.output.tlsName === undefined ? {} : { tlsName: event.output.tlsName }),
+                // Each target says how it speaks TLS (XEP-0368 mixes both kinds in one order).
+                tls: event.output.directTls === true ? ("direct" as const) : ("none" as const),
               })),
             },
             onError: {

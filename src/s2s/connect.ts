@@ -132,6 +132,7 @@ export function connectActor(options: ConnectOptions) {
           connectionId,
           peer: where,
           attempts,
+          directTls: target.directTls,
           ...(target.tlsName === undefined ? {} : { tlsName: target.tlsName }),
           ...(certificate === undefined ? {} : { certificate }),
         };

@@ -247,7 +247,10 @@ describe("s2sOut machine: connecting", () => {
   });
 
   it("asks connect for direct TLS with tls.mode = tls, and then does not STARTTLS", async () => {
-    const h = await toFeatures({ tlsMode: "tls" });
+    const h = await toFeatures(
+      { tlsMode: "tls" },
+      { connect: async (input) => ({ ...(await connected(input)), directTls: input.directTls }) },
+    );
     assert.deepEqual(h.connectInputs, [{ local: LOCAL, remote: REMOTE, directTls: true }]);
     assert.equal(h.context().tls, "direct");
     h.send({ type: "ELEMENT", element: features("optional") });
@@ -257,6 +260,22 @@ describe("s2sOut machine: connecting", () => {
       undefined,
       "no <starttls/> on a TLS connection",
     );
+  });
+
+  it("follows each target: an _xmpps-server target is direct TLS even in starttls mode (XEP-0368)", async () => {
+    const h = await toFeatures(
+      {},
+      { connect: async (input) => ({ ...(await connected(input)), directTls: true }) },
+    );
+    assert.equal(h.context().tls, "direct");
+    h.send({ type: "ELEMENT", element: features("optional") });
+    assert.deepEqual(h.link(), { open: "dialbackSent" }, "no STARTTLS inside TLS");
+  });
+
+  it("tls.mode = tls never goes on in clear, even on a plain target", async () => {
+    const h = await toFeatures({ tlsMode: "tls" });
+    h.send({ type: "ELEMENT", element: features("none") });
+    assert.equal(closeCondition(h.commands), "policy-violation");
   });
 
   it("fails with remote-server-not-found when DNS finds nothing, keeping the attempts", async () => {
