@@ -7,7 +7,7 @@
  * The stanzas themselves live in src/ (a bounded buffer that writes straight to the connection);
  * this machine only sees "the buffer is no longer empty" and the connection's life.
  */
-import { assign, sendTo, setup } from "xstate";
+import { assign, emit, sendTo, setup } from "xstate";
 import type { LogEmitted, ShutdownEvent } from "./events.js";
 import {
   s2sOutMachine,
@@ -137,6 +137,13 @@ export const queueMachine = setup({
               target: "sending",
               actions: [
                 assign({ attempt: 0 }),
+                emit(({ event }) => ({
+                  type: "log" as const,
+                  level: "info" as const,
+                  message: `link ${event.local} → ${event.remote} up: ${
+                    event.auth === "external" ? "SASL EXTERNAL" : "dialback"
+                  }, ${event.tls === "none" ? "no TLS" : `TLS (${event.tls})`}, ${event.peer}`,
+                })),
                 { type: "attachLink", params: ({ event }) => ({ connectionId: event.connectionId }) },
               ],
             },

@@ -434,7 +434,17 @@ export const s2sInMachine = setup({
               {
                 guard: and(["isSaslExternal", "externalAcceptable"]),
                 target: "saslRestart",
-                actions: ["authorizeByCertificate", "sendSaslSuccess", "restartParser", "renewStreamId"],
+                actions: [
+                  "authorizeByCertificate",
+                  "sendSaslSuccess",
+                  "restartParser",
+                  "renewStreamId",
+                  emit(({ context }) => ({
+                    type: "log" as const,
+                    level: "info" as const,
+                    message: `${context.remoteDomain ?? "?"} → ${context.localDomain ?? "?"} authenticated with SASL EXTERNAL (certificate verified)`,
+                  })),
+                ],
               },
               { guard: "isSaslExternal", actions: "sendSaslFailure" },
               {

@@ -108,7 +108,15 @@ type S2sOutInternal = { type: "STREAM_READY" } | { type: "REQUEST_SENT" } | { ty
 export type S2sOutEvent = TransportEvent | ShutdownEvent | S2sOutInternal;
 
 export type S2sOutParentEvent =
-  | { type: "LINK_UP"; local: string; remote: string; connectionId: string }
+  | {
+      type: "LINK_UP";
+      local: string;
+      remote: string;
+      connectionId: string;
+      auth: "external" | "dialback";
+      tls: "none" | "starttls" | "direct";
+      peer: string;
+    }
   | { type: "VERIFY_ANSWER"; id: string; valid: boolean };
 
 export interface S2sOutOutput {
@@ -293,6 +301,9 @@ export const s2sOutMachine = setup({
           local: context.local,
           remote: context.remote,
           connectionId: context.connectionId ?? "",
+          auth: context.auth ?? "dialback",
+          tls: context.tls,
+          peer: context.peer ?? "",
         }) satisfies S2sOutParentEvent,
     ),
     watchIdle: sendTo("transport", ({ context }) => ({

@@ -5,11 +5,11 @@
  * router machine, whose emitted decisions (restart, release, drain, force stop) are carried out here.
  */
 import { createActor, type AnyActorRef, type AnyStateMachine, type InputFrom, type Observer } from "xstate";
-import type { InspectionEvent } from "xstate";
+import type { InspectionEvent, StateValue } from "xstate";
 import { routerMachine, type ChildKind, type RouterEmitted } from "../../machines/router.js";
 import type { LogEmitted } from "../../machines/events.js";
 import type { Logger, LogTag } from "../log.js";
-import { stateLabel } from "../../machines/stateLabel.js";
+import { flattenState, stateLabel } from "../../machines/stateLabel.js";
 
 export interface ChildSpec<TLogic extends AnyStateMachine> {
   key: string;
@@ -56,7 +56,13 @@ export class ActorRegistry {
 
   constructor(private readonly options: RegistryOptions) {
     this.log = options.log;
-    const inspectors = options.inspectors ?? [];
+    const inspectors = [...(options.inspectors ?? [])];
+    // At debug level, invoked children (a queue's connection, a verification's) log their states too.
+    if (this.log.isDebug()) {
+      inspectors.push((event) => {
+        this.logChildTransition(event);
+      });
+    }
     this.inspect =
       inspectors.length === 0
         ? undefined
@@ -110,6 +116,23 @@ export class ActorRegistry {
     this.router.send({ type: "SHUTDOWN" });
   }
 
+  /** Root actors by session id, so that their children's inspection events can be told apart. */
+  private readonly roots = new Map<string, Logger>();
+  private readonly childStates = new WeakMap<object, string>();
+
+  private logChildTransition(event: InspectionEvent): void {
+    if (event.type !== "@xstate.snapshot" || event.actorRef.sessionId === event.rootId) return;
+    const log = this.roots.get(event.rootId);
+    const value = (event.snapshot as { value?: StateValue }).value;
+    if (log === undefined || value === undefined) return;
+    const current = flattenState(value);
+    const previous = this.childStates.get(event.actorRef);
+    if (current === previous) return;
+    this.childStates.set(event.actorRef, current);
+    const id = (event.actorRef as { id?: string }).id ?? "child";
+    log.debug(`${id} state ${previous ?? "(start)"} -> ${current}`);
+  }
+
   private create(spec: ChildSpec<AnyStateMachine>): AnyActorRef {
     const actor: AnyActorRef = createActor(spec.logic, {
       id: spec.key,
@@ -117,6 +140,7 @@ export class ActorRegistry {
       inspect: this.inspect,
     });
     const log = this.log.child(TAG_OF[spec.kind], spec.key, () => stateLabel(actor));
+    this.roots.set(actor.sessionId, log);
     actor.on("log", (emitted: LogEmitted) => {
       log.log(emitted.level, emitted.message);
     });
@@ -157,6 +181,7 @@ export class ActorRegistry {
         const entry = this.entries.get(effect.key);
         if (!entry) return;
         this.log.warning(`restarting ${effect.key}`);
+        this.roots.delete(entry.actor.sessionId);
         entry.actor = this.create(entry.spec);
         entry.actor.start();
         return;
@@ -165,6 +190,7 @@ export class ActorRegistry {
         const entry = this.entries.get(effect.key);
         if (!entry) return;
         this.entries.delete(effect.key);
+        this.roots.delete(entry.actor.sessionId);
         entry.spec.release?.(effect.reason);
         return;
       }
@@ -185,6 +211,7 @@ export class ActorRegistry {
     for (const [key, entry] of this.entries) {
       this.log.warning(`forcing ${key} to stop: ${reason}`);
       this.entries.delete(key);
+      this.roots.delete(entry.actor.sessionId);
       entry.actor.stop();
       entry.spec.release?.(reason);
     }

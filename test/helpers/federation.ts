@@ -1,5 +1,6 @@
 /** Ferry's side of the interop tests: its configuration, messages checked end to end, the suite. */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { Writable } from "node:stream";
 import type { CertificateSummary } from "../../machines/events.js";
@@ -96,6 +97,28 @@ export function captureLog(level: MongooseLogLevel = "debug"): CapturedLog {
     lines,
     grep: (pattern) => lines().filter((line) => pattern.test(line)),
   };
+}
+
+/**
+ * Resolves with the first line of a peer's log file that matches `pattern` (peers write their logs
+ * asynchronously: a line may follow the stanza it is about); fails with the log's tail after
+ * `timeoutMs`.
+ */
+export async function waitForLogLine(file: string, pattern: RegExp, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let text = "";
+    try {
+      text = readFileSync(file, "utf8");
+    } catch {
+      // not written yet
+    }
+    const line = text.split("\n").find((l) => pattern.test(l));
+    if (line !== undefined) return line;
+    if (Date.now() > deadline)
+      assert.fail(`${file} has no line matching ${String(pattern)}; it ends with:\n${text.slice(-3000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** What the tests read of an outgoing connection's context (machines/s2sOut.ts). */

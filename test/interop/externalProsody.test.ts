@@ -16,6 +16,7 @@ import {
   ferryConfig,
   incomingStreams,
   outgoingLink,
+  waitForLogLine,
   type CapturedLog,
   type InteropSide,
 } from "../helpers/federation.js";
@@ -132,21 +133,8 @@ async function startPair(pair: Pair, sharedCa: boolean, local: Teardown): Promis
 
 const prosodyLog = (p: ProsodyPeer): string => readFileSync(p.logFile, "utf8");
 
-/** Prosody writes its log asynchronously: wait for a line rather than read once. */
-async function waitForProsodyLog(p: ProsodyPeer, pattern: RegExp, timeoutMs = 5000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line = prosodyLog(p)
-      .split("\n")
-      .find((l) => pattern.test(l));
-    if (line !== undefined) return line;
-    if (Date.now() > deadline)
-      assert.fail(
-        `Prosody did not log ${String(pattern)}; its log ends with:\n${prosodyLog(p).slice(-3000)}`,
-      );
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const waitForProsodyLog = (p: ProsodyPeer, pattern: RegExp): Promise<string> =>
+  waitForLogLine(p.logFile, pattern);
 
 /** The tail of Ferry's log, for failure messages. */
 const tail = (log: CapturedLog): string => log.lines().slice(-60).join("\n");
@@ -176,6 +164,16 @@ describe("Ferry ↔ Prosody, one CA trusted by both: SASL EXTERNAL both ways", (
       new RegExp(
         ` ${escape(peer.component)}:saslauth\\tinfo\\tAccepting SASL EXTERNAL identity from ${escape(ferry.component)}$`,
       ),
+    );
+  });
+
+  // Issue 5: EXTERNAL visible in both servers' logs. Ferry logs the link with its mechanism at info
+  // level, and its connection's states (saslStarted, saslSucceeded) at debug.
+  it("Ferry's own log names SASL EXTERNAL for its outgoing link", () => {
+    const actor = escape(`out:${ferry.component}:${peer.component}`);
+    assert.ok(
+      r.log.grep(new RegExp(` XMPPO ${actor} .*up: SASL EXTERNAL, TLS \\(starttls\\)`)).length > 0,
+      `Ferry's lines for the link:\n${r.log.grep(new RegExp(actor)).join("\n")}`,
     );
   });
 
@@ -240,7 +238,7 @@ describe("Ferry ↔ Prosody, each trusting only its own CA: dialback over TLS", 
     assert.equal(link.auth, "dialback", tail(r.log));
     assert.equal(link.tls, "starttls");
     assert.equal(link.certificate?.ok, false);
-    assert.equal(link.certificate?.reason, "untrusted-chain", JSON.stringify(link.certificate));
+    assert.equal(link.certificate.reason, "untrusted-chain", JSON.stringify(link.certificate));
     // Prosody could not verify Ferry's certificate either, so it offered no EXTERNAL.
     await waitForProsodyLog(r.prosody, / s2sin\S+\tdebug\tcertificate chain validation result: invalid/);
     assert.doesNotMatch(prosodyLog(r.prosody), /Offering SASL EXTERNAL|Accepting SASL EXTERNAL/);
@@ -252,7 +250,7 @@ describe("Ferry ↔ Prosody, each trusting only its own CA: dialback over TLS", 
     assert.ok(streams.length > 0, `no incoming stream from ${peer.component}\n${tail(r.log)}`);
     for (const s of streams) {
       assert.equal(s.certificate?.ok, false);
-      assert.equal(s.certificate?.reason, "untrusted-chain", JSON.stringify(s.certificate));
+      assert.equal(s.certificate.reason, "untrusted-chain", JSON.stringify(s.certificate));
     }
     // Verified by asking Prosody (a verify: actor), not accepted on the certificate's word.
     assert.ok(

@@ -472,7 +472,15 @@ describe("s2sOut machine: dialback (authorize)", () => {
     assert.deepEqual(h.commands.at(-1), { type: "WATCH_IDLE", ms: 12_345 });
     await settle();
     assert.deepEqual(h.parentEvents, [
-      { type: "LINK_UP", local: LOCAL, remote: REMOTE, connectionId: "conn-1" },
+      {
+        type: "LINK_UP",
+        local: LOCAL,
+        remote: REMOTE,
+        connectionId: "conn-1",
+        auth: "dialback",
+        tls: "none",
+        peer: "192.0.2.1:5269",
+      },
     ]);
   });
 
@@ -829,7 +837,15 @@ describe("s2sOut machine: trust (SASL EXTERNAL, require_for)", () => {
     assert.deepEqual(h.link(), { open: { saslSucceeded: "authenticated" } });
     assert.equal(h.context().auth, "external");
     assert.deepEqual(h.parentEvents, [
-      { type: "LINK_UP", local: LOCAL, remote: REMOTE, connectionId: "conn-1" },
+      {
+        type: "LINK_UP",
+        local: LOCAL,
+        remote: REMOTE,
+        connectionId: "conn-1",
+        auth: "external",
+        tls: "starttls",
+        peer: "192.0.2.1:5269",
+      },
     ]);
     assert.deepEqual(h.keysSent, [], "no dialback key was needed");
   });
