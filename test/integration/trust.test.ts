@@ -28,6 +28,8 @@ interface SideOptions {
   ca?: string;
   extra?: string;
   outgoingExtra?: string;
+  /** Extra lines for the [[listen.s2s]] table (tls.mode, tls.verify_mode…). */
+  listenerExtra?: string;
 }
 
 function config(o: SideOptions & { s2s: number; comp: number; peers: Record<string, number> }): string {
@@ -42,7 +44,7 @@ ${o.extra ?? ""}
 [[listen.s2s]]
 port = ${o.s2s}
 ip_address = "127.0.0.1"
-${cert ? `tls.certfile = "${cert.certFile}"\ntls.keyfile = "${cert.keyFile}"\n` : ""}${o.ca ? `tls.cacertfile = "${o.ca}"\n` : ""}
+${cert ? `tls.certfile = "${cert.certFile}"\ntls.keyfile = "${cert.keyFile}"\n` : ""}${o.ca ? `tls.cacertfile = "${o.ca}"\n` : ""}${o.listenerExtra ?? ""}
 [[listen.service]]
 port = ${o.comp}
 ip_address = "127.0.0.1"
@@ -138,6 +140,7 @@ describe("trust between two Ferry servers", () => {
       notAfter: new Date(Date.now() - HOUR),
     });
     leaf("b-wrong", "other.example");
+    certs["b-self"] = pki.issue("b-self", { san: ["DNS:b.example", "DNS:*.b.example"], eku: "serverAuth" });
   });
 
   after(() => {
@@ -182,6 +185,60 @@ describe("trust between two Ferry servers", () => {
         incoming(a).some((s) => s.certificate?.reason === "expired"),
         "A's incoming stream keeps the verdict",
       );
+      for (const p of peers) p.destroy();
+    } finally {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+    }
+  });
+
+  it("a self-signed peer: refused for EXTERNAL in verify_mode peer, accepted in selfsigned_peer", async () => {
+    const [a, b] = await pair(
+      { host: "a.example", cert: certs.a, ca: caFile },
+      { host: "b.example", cert: certs["b-self"], ca: caFile },
+    );
+    try {
+      const peers = await exchange(a, b, "selfpeer");
+      const verdict = link(a, "svc.a.example", "svc.b.example").certificate;
+      assert.equal(verdict?.reason, "self-signed");
+      assert.equal(
+        link(b, "svc.b.example", "svc.a.example").auth,
+        "dialback",
+        "A would not take B's certificate",
+      );
+      for (const p of peers) p.destroy();
+    } finally {
+      await Promise.all([a.server.stop(), b.server.stop()]);
+    }
+    const [a2, b2] = await pair(
+      {
+        host: "a.example",
+        cert: certs.a,
+        ca: caFile,
+        listenerExtra: `tls.verify_mode = "selfsigned_peer"\n`,
+        outgoingExtra: `outgoing.tls.verify_mode = "selfsigned_peer"\n`,
+      },
+      { host: "b.example", cert: certs["b-self"], ca: caFile },
+    );
+    try {
+      const peers = await exchange(a2, b2, "selfok");
+      assert.equal(link(a2, "svc.a.example", "svc.b.example").certificate?.ok, true);
+      assert.equal(link(b2, "svc.b.example", "svc.a.example").auth, "external");
+      for (const p of peers) p.destroy();
+    } finally {
+      await Promise.all([a2.server.stop(), b2.server.stop()]);
+    }
+  });
+
+  it("authenticates with SASL EXTERNAL over direct TLS (XEP-0368) too", async () => {
+    const direct = { listenerExtra: `tls.mode = "tls"\n`, outgoingExtra: `outgoing.tls.mode = "tls"\n` };
+    const [a, b] = await pair(
+      { host: "a.example", cert: certs.a, ca: caFile, ...direct },
+      { host: "b.example", cert: certs.b, ca: caFile, ...direct },
+    );
+    try {
+      const peers = await exchange(a, b, "direct");
+      assert.equal(link(a, "svc.a.example", "svc.b.example").auth, "external");
+      assert.equal(link(b, "svc.b.example", "svc.a.example").auth, "external");
       for (const p of peers) p.destroy();
     } finally {
       await Promise.all([a.server.stop(), b.server.stop()]);
