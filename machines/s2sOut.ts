@@ -32,6 +32,8 @@ export type OutgoingTlsMode = "starttls" | "starttls_required" | "tls";
 export interface LinkFailure {
   condition: "remote-server-not-found" | "remote-server-timeout";
   text: string;
+  /** What went wrong after connecting, for ferry_s2s_connect_attempts_total{result}. */
+  kind?: "tls_failed" | "cert_invalid" | "auth_failed" | "stream_error";
 }
 
 export interface VerifyRequest {
@@ -140,6 +142,7 @@ function asFailure(error: unknown): LinkFailure & { attempts: string[] } {
 
 const timeout = (step: string): LinkFailure => ({
   condition: "remote-server-timeout",
+  kind: "stream_error",
   text: `no answer from the remote server ${step} within state_timeout`,
 });
 
@@ -338,6 +341,7 @@ export const s2sOutMachine = setup({
       return {
         failure: {
           condition: "remote-server-timeout" as const,
+          kind: "stream_error" as const,
           text: `the remote server ended the stream with <${name}/>${text ? `: ${text}` : ""}`,
         },
       };
@@ -427,6 +431,7 @@ export const s2sOutMachine = setup({
                   failure: ({ context }) =>
                     context.failure ?? {
                       condition: "remote-server-timeout",
+                      kind: "stream_error" as const,
                       text: "the remote server closed the connection",
                     },
                 }),
@@ -439,6 +444,7 @@ export const s2sOutMachine = setup({
                   type: "fail",
                   params: ({ event }) => ({
                     condition: "remote-server-timeout",
+                    kind: "stream_error" as const,
                     text: `the remote server broke the stream: ${event.text}`,
                   }),
                 },
@@ -496,6 +502,7 @@ export const s2sOutMachine = setup({
                         type: "fail",
                         params: {
                           condition: "remote-server-timeout",
+                          kind: "tls_failed" as const,
                           text: "TLS is required (outgoing.tls.mode) but the remote server is pre-XMPP 1.0 (no STARTTLS)",
                         },
                       },
@@ -533,6 +540,7 @@ export const s2sOutMachine = setup({
                       type: "fail",
                       params: {
                         condition: "remote-server-timeout",
+                        kind: "tls_failed" as const,
                         text: "TLS is required (outgoing.tls.mode) but the remote server does not offer STARTTLS",
                       },
                     },
@@ -566,6 +574,7 @@ export const s2sOutMachine = setup({
                       type: "fail",
                       params: ({ context }) => ({
                         condition: "remote-server-timeout",
+                        kind: "cert_invalid" as const,
                         text: `TLS required for ${context.remote} (outgoing.tls.require_for) but its certificate does not verify: ${
                           context.certificate?.reason ?? "no certificate"
                         }${context.certificate?.detail ? ` (${context.certificate.detail})` : ""}`,
@@ -587,6 +596,7 @@ export const s2sOutMachine = setup({
                       type: "fail",
                       params: {
                         condition: "remote-server-timeout",
+                        kind: "auth_failed" as const,
                         text: "the remote server offers no authentication method Ferry can use (dialback, or SASL EXTERNAL with a certificate)",
                       },
                     },
@@ -622,6 +632,7 @@ export const s2sOutMachine = setup({
                       type: "fail",
                       params: ({ context }) => ({
                         condition: "remote-server-timeout",
+                        kind: "auth_failed" as const,
                         text: `${context.remote} refused our certificate (SASL EXTERNAL) and offers no dialback`,
                       }),
                     },
@@ -663,6 +674,7 @@ export const s2sOutMachine = setup({
                         type: "fail",
                         params: {
                           condition: "remote-server-timeout",
+                          kind: "tls_failed" as const,
                           text: "the remote server refused STARTTLS",
                         },
                       },
@@ -677,6 +689,7 @@ export const s2sOutMachine = setup({
                     type: "fail",
                     params: ({ event }) => ({
                       condition: "remote-server-timeout",
+                      kind: "tls_failed" as const,
                       text: `TLS negotiation failed: ${event.error}`,
                     }),
                   },
@@ -697,6 +710,7 @@ export const s2sOutMachine = setup({
                       type: "fail",
                       params: ({ context }) => ({
                         condition: "remote-server-timeout",
+                        kind: "auth_failed" as const,
                         text: `dialback: ${context.remote} did not accept ${context.local}`,
                       }),
                     },

@@ -5,6 +5,9 @@
  * everything is closed.
  */
 import { randomBytes } from "node:crypto";
+import type { Server as HttpServer } from "node:http";
+import { HttpRoutes, listenHttp } from "./admin/http.js";
+import { createMetrics } from "./metrics/prometheus.js";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { Server as TlsServer, type TLSSocketOptions, type TlsOptions } from "node:tls";
 import type { AnyStateMachine, InputFrom } from "xstate";
@@ -37,7 +40,9 @@ export interface FerryServer {
   readonly components: ComponentTable;
   readonly counters: StanzaCounters;
   /** Bound addresses per listener kind, in config order (port 0 in tests gets a real port here). */
-  readonly addresses: { s2s: AddressInfo[]; service: AddressInfo[] };
+  readonly addresses: { s2s: AddressInfo[]; service: AddressInfo[]; http: AddressInfo[] };
+  /** The HTTP endpoints of `[[listen.http]]`; later features add their routes here. */
+  readonly http: HttpRoutes;
   /** Drains and closes everything; resolves when done. Safe to call more than once. */
   stop(): Promise<void>;
   /** Re-reads every certificate (SIGHUP); established streams keep theirs. */
@@ -85,13 +90,32 @@ export async function startServer(
     resolveStopped = resolve;
   });
 
+  // /healthz: 200 only while every listener is up and the server is not draining.
+  let phase: "starting" | "running" | "draining" = "starting";
+  const http = new HttpRoutes().add({
+    method: "GET",
+    path: "/healthz",
+    handler: (_req, res) => {
+      res.writeHead(phase === "running" ? 200 : 503, { "content-type": "text/plain" }).end(`${phase}\n`);
+    },
+  });
+  const httpServers: HttpServer[] = [];
+  const closeHttp = (): void => {
+    for (const server of httpServers) {
+      server.close();
+      server.closeAllConnections();
+    }
+  };
+
   const registry = new ActorRegistry({
     log,
     drainTimeoutMs: options.drainTimeoutMs ?? 1500,
     onDrain: () => {
+      phase = "draining";
       for (const server of servers) stopListening(server);
     },
     onStopped: () => {
+      closeHttp();
       for (const server of servers) stopListening(server);
       for (const transport of transports.values()) transport.destroy();
       transports.clear();
@@ -149,6 +173,9 @@ export async function startServer(
             maxStanzaSize: listener.max_stanza_size,
             log: connLog,
             shaper: shaperFor(config.shaper, shaper),
+            traffic: (direction, bytes, tls) => {
+              counters.traffic(stream.kind === "component" ? "component" : "s2s", direction, tls, bytes);
+            },
             ...(stream.tls === undefined
               ? {}
               : { serverTls: stream.tls.starttls, secure: stream.tls.direct !== undefined }),
@@ -189,8 +216,8 @@ export async function startServer(
     hostSet.has(domain) || components.get(domain) !== undefined || components.isAway(domain);
   const policy = federationPolicy(config.s2s);
   const trust = loadTrust(config, log);
-  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId, trust });
-  router.remote = new OutgoingLinks({
+  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId, trust, counters });
+  const outgoingLinks = new OutgoingLinks({
     config,
     registry,
     transports,
@@ -201,9 +228,61 @@ export async function startServer(
     newId: newStreamId,
     s2sOut,
     trust,
+    counters,
   });
-  const addresses: FerryServer["addresses"] = { s2s: [], service: [] };
+  router.remote = outgoingLinks;
+
+  const metrics = createMetrics({
+    registry,
+    counters,
+    components,
+    queued: () => outgoingLinks.totals(),
+    certificateExpiry: () => trust.certificates.expiry(hosts),
+    connections: () => {
+      const open = new Map<string, number>([
+        ["s2s_in", 0],
+        ["s2s_out", 0],
+        ["component", 0],
+      ]);
+      const bump = (kind: string): void => {
+        open.set(kind, (open.get(kind) ?? 0) + 1);
+      };
+      for (const view of registry.views()) {
+        if (view.machine === "s2sIn") bump("s2s_in");
+        if (view.machine === "component") bump("component");
+        for (const child of view.children)
+          if (child.machine === "s2sOut" && child.state.includes("open")) bump("s2s_out");
+      }
+      return open;
+    },
+  });
+  registry.addInspector(metrics.observe);
+  http.add({
+    method: "GET",
+    path: "/metrics",
+    handler: async (_req, res) => {
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text);
+    },
+  });
+  const addresses: FerryServer["addresses"] = { s2s: [], service: [], http: [] };
   try {
+    for (const [index, listener] of config.listen.http.entries()) {
+      try {
+        const server = await listenHttp(
+          { port: listener.port, host: listener.ip_address },
+          http,
+          log.child("HTTP"),
+        );
+        httpServers.push(server);
+        addresses.http.push(server.address() as AddressInfo);
+      } catch (err) {
+        throw new Error(
+          `listen.http[${index}]: cannot listen on ${listener.ip_address}:${listener.port}: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
+      }
+    }
     for (const [index, listener] of config.listen.s2s.entries()) {
       const s2sIn = provideS2sIn({
         config,
@@ -215,6 +294,7 @@ export async function startServer(
         s2sOut,
         trust,
         check: trust.incoming(index),
+        counters,
       });
       const certificates = trust.certificates;
       const secure = certificates.serverSecureOptions(index);
@@ -290,6 +370,7 @@ export async function startServer(
               maxQueue,
               access,
               bounce,
+              counters,
             });
             // kick_old (the machine only gets here with a taken name under kick_old).
             for (const old of components.holders(link.domains)) {
@@ -299,7 +380,7 @@ export async function startServer(
             }
             components.add(link);
             links.set(context.streamId, link);
-            transport.stanzaSink = componentIngress(link, router, listener.check_from);
+            transport.stanzaSink = componentIngress(link, router, listener.check_from, counters);
           },
           unregisterRoutes: ({ context }) => {
             const link = links.get(context.streamId);
@@ -335,8 +416,10 @@ export async function startServer(
     }
   } catch (err) {
     for (const server of servers) stopListening(server);
+    closeHttp();
     throw err;
   }
+  phase = "running";
 
   let stopping: Promise<void> | undefined;
   return {
@@ -345,6 +428,7 @@ export async function startServer(
     components,
     counters,
     addresses,
+    http,
     trust,
     reloadCertificates: () => trust.certificates.reload(),
     stop: () => {

@@ -1,6 +1,7 @@
 /**
- * Per-stanza counters as plain integers (a labelled prom-client increment per stanza costs more
- * than the rest of the hot path, ARCHITECTURE.md principle 3); exported at scrape time.
+ * Per-stanza and per-byte counters as plain integers (a labelled prom-client increment per stanza
+ * costs more than the rest of the hot path, ARCHITECTURE.md principle 3); exported at scrape time
+ * by src/metrics/prometheus.ts.
  */
 export type DropReason =
   /** RFC 6120 §8.3.1 / principle 4: an error or result that cannot be bounced had nowhere to go. */
@@ -8,15 +9,53 @@ export type DropReason =
   /** RFC 6121 §8.5: presence to an account or domain that does not take it is ignored. */
   | "presence-ignored";
 
+export type ConnType = "s2s" | "component";
+export type Direction = "in" | "out";
+export type TlsLabel = "none" | "starttls" | "direct";
+
+/** seed-style outcomes of one outgoing connection attempt (DNS, TCP, TLS, then negotiation). */
+export type ConnectResult =
+  | "ok"
+  | "dns_nxdomain"
+  | "dns_timeout"
+  | "tcp_refused"
+  | "tcp_timeout"
+  | "tls_failed"
+  | "cert_invalid"
+  | "auth_failed"
+  | "stream_error"
+  | "policy_denied";
+
+function bump(map: Map<string, number>, key: string, by = 1): void {
+  map.set(key, (map.get(key) ?? 0) + by);
+}
+
 export class StanzaCounters {
-  readonly dropped = new Map<DropReason, number>();
+  readonly dropped = new Map<string, number>();
   readonly bounced = new Map<string, number>();
+  /** Keyed "conn_type direction kind". */
+  readonly stanzas = new Map<string, number>();
+  /** Keyed "conn_type direction tls". */
+  readonly bytes = new Map<string, number>();
+  readonly connectAttempts = new Map<string, number>();
 
   drop(reason: DropReason): void {
-    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1);
+    bump(this.dropped, reason);
   }
 
   bounce(condition: string): void {
-    this.bounced.set(condition, (this.bounced.get(condition) ?? 0) + 1);
+    bump(this.bounced, condition);
+  }
+
+  stanza(connType: ConnType, direction: Direction, kind: string): void {
+    bump(this.stanzas, `${connType} ${direction} ${kind}`);
+  }
+
+  traffic(connType: ConnType, direction: Direction, tls: TlsLabel, bytes: number): void {
+    bump(this.bytes, `${connType} ${direction} ${tls}`, bytes);
+  }
+
+  connectAttempt(result: ConnectResult): void {
+    bump(this.connectAttempts, result);
   }
 }

@@ -45,6 +45,8 @@ export interface TransportOptions {
   clientTls?: (local: string) => ConnectionOptions;
   /** Already TLS from the first byte (XEP-0368 direct TLS). */
   secure?: boolean;
+  /** Counts bytes per direction (plain integers, exported at scrape time). */
+  traffic?: (direction: "in" | "out", bytes: number, tls: "none" | "starttls" | "direct") => void;
 }
 
 export class XmppTransport {
@@ -108,6 +110,7 @@ export class XmppTransport {
 
   private readonly onData = (chunk: Buffer): void => {
     this.bytesIn += chunk.length;
+    this.options.traffic?.("in", chunk.length, this.tls);
     this.parser.write(chunk);
     this.shape(chunk.length);
   };
@@ -278,7 +281,9 @@ export class XmppTransport {
 
   private write(data: string): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    this.bytesOut += Buffer.byteLength(data);
+    const bytes = Buffer.byteLength(data);
+    this.bytesOut += bytes;
+    this.options.traffic?.("out", bytes, this.tls);
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();

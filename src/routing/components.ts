@@ -10,6 +10,7 @@ import type { XmppTransport } from "../net/transport.js";
 import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
 import type { Jid } from "../xmpp/jid.js";
 import type { AccessCheck } from "./access.js";
+import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 
 export type Bounce = (stanza: Element, condition: StanzaErrorCondition, text: string) => void;
 
@@ -24,6 +25,7 @@ export interface ComponentLinkOptions {
   maxQueue: number;
   access: AccessCheck;
   bounce: Bounce;
+  counters: StanzaCounters;
 }
 
 export class ComponentLink {
@@ -120,8 +122,10 @@ export class ComponentLink {
   }
 
   private write(stanza: Element): void {
-    if (this.transport.send(stanza)) this.stanzasOut++;
-    else this.options.bounce(stanza, "service-unavailable", `${this.domain} is disconnecting`);
+    if (this.transport.send(stanza)) {
+      this.stanzasOut++;
+      this.options.counters.stanza("component", "out", stanza.local);
+    } else this.options.bounce(stanza, "service-unavailable", `${this.domain} is disconnecting`);
   }
 }
 

@@ -9,11 +9,13 @@ import { Jid } from "../xmpp/jid.js";
 import { bounce, type StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
 import type { ComponentLink } from "./components.js";
 import type { StanzaRouter } from "./stanzaRouter.js";
+import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 
 export function componentIngress(
   link: ComponentLink,
   router: StanzaRouter,
   checkFrom: boolean,
+  counters: StanzaCounters,
 ): (stanza: Element) => void {
   const refuse = (stanza: Element, condition: StanzaErrorCondition, text: string): void => {
     const reply = bounce(stanza, condition, { text });
@@ -21,6 +23,7 @@ export function componentIngress(
   };
   return (stanza) => {
     link.stanzasIn++;
+    counters.stanza("component", "in", stanza.local);
     // The stanza leaves the jabber:component:accept stream: let it take the next stream's namespace.
     const ns = stanza.attrs.xmlns;
     if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) delete stanza.attrs.xmlns;

@@ -10,6 +10,7 @@ import { routerMachine, type ChildKind, type RouterEmitted } from "../../machine
 import type { LogEmitted } from "../../machines/events.js";
 import type { Logger, LogTag } from "../log.js";
 import { flattenState, stateLabel } from "../../machines/stateLabel.js";
+import { viewOf, type ActorView } from "./actorViews.js";
 
 export interface ChildSpec<TLogic extends AnyStateMachine> {
   key: string;
@@ -51,26 +52,26 @@ export interface RegistryOptions {
 export class ActorRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly log: Logger;
-  private readonly inspect: Observer<InspectionEvent> | undefined;
+  private readonly inspect: Observer<InspectionEvent>;
+  /** The one shared observer's listeners (metrics, debug views, the Stately inspector). */
+  private readonly inspectors = new Set<(event: InspectionEvent) => void>();
   readonly router;
 
   constructor(private readonly options: RegistryOptions) {
     this.log = options.log;
-    const inspectors = [...(options.inspectors ?? [])];
+    for (const inspector of options.inspectors ?? []) this.inspectors.add(inspector);
     // At debug level, invoked children (a queue's connection, a verification's) log their states too.
     if (this.log.isDebug()) {
-      inspectors.push((event) => {
+      this.inspectors.add((event) => {
         this.logChildTransition(event);
       });
     }
-    this.inspect =
-      inspectors.length === 0
-        ? undefined
-        : {
-            next: (event) => {
-              for (const inspector of inspectors) inspector(event);
-            },
-          };
+    // Control events only reach machines (never stanzas), so one observer on every actor is cheap.
+    this.inspect = {
+      next: (event) => {
+        for (const inspector of this.inspectors) inspector(event);
+      },
+    };
     this.router = createActor(routerMachine, {
       input: { drainTimeoutMs: options.drainTimeoutMs ?? 1500 },
       inspect: this.inspect,
@@ -100,6 +101,40 @@ export class ActorRegistry {
 
   keys(): IterableIterator<string> {
     return this.entries.keys();
+  }
+
+  /** Adds a listener to the shared inspect observer; returns its removal. */
+  addInspector(inspector: (event: InspectionEvent) => void): () => void {
+    this.inspectors.add(inspector);
+    return () => {
+      this.inspectors.delete(inspector);
+    };
+  }
+
+  /** Every live root actor (and its invoked children) as the admin and debug views show them. */
+  views(): ActorView[] {
+    const views: ActorView[] = [];
+    for (const [key, entry] of this.entries) {
+      const view = viewOf(entry.actor, key);
+      if (view) views.push(view);
+    }
+    return views;
+  }
+
+  /** The live root actors, for collectors that read their snapshots at scrape time. */
+  actors(): IterableIterator<[string, AnyActorRef]> {
+    const entries = this.entries;
+    function* pairs(): Generator<[string, AnyActorRef]> {
+      for (const [key, entry] of entries) yield [key, entry.actor];
+    }
+    return pairs();
+  }
+
+  /** The machines the registry has run, by machine id (for drawing statecharts). */
+  machines(): Map<string, AnyStateMachine> {
+    const machines = new Map<string, AnyStateMachine>();
+    for (const entry of this.entries.values()) machines.set(entry.spec.logic.id, entry.spec.logic);
+    return machines;
   }
 
   /** Creates, supervises and starts a root actor under `spec.key` (which must be free). */

@@ -13,6 +13,7 @@ import { resolveTargets, type ResolveOptions, type Target } from "../dns/resolve
 import { XmppTransport } from "../net/transport.js";
 import type { Shaper } from "../net/shaper.js";
 import type { CertificateCheck } from "./trust.js";
+import type { ConnectResult, StanzaCounters, TlsLabel } from "../metrics/stanzaCounters.js";
 import type { TransportTable } from "../net/transportActor.js";
 import { NS } from "../xmpp/namespaces.js";
 
@@ -29,6 +30,7 @@ export interface ConnectOptions {
   clientTls?: (local: string) => tls.ConnectionOptions;
   /** Judges the remote certificate (direct TLS: right after connecting). */
   checkCertificate?: CertificateCheck;
+  counters?: StanzaCounters;
 }
 
 export class ConnectFailure extends Error implements LinkFailure {
@@ -69,7 +71,7 @@ function open(
     };
     const timer = Number.isFinite(timeoutMs)
       ? setTimeout(() => {
-          fail(new Error(`no connection within ${timeoutMs} ms`));
+          fail(new TimeoutError(`no connection within ${timeoutMs} ms`));
         }, timeoutMs)
       : undefined;
     const onAbort = (): void => {
@@ -89,10 +91,22 @@ function open(
   });
 }
 
+/** What an address attempt's failure was, for ferry_s2s_connect_attempts_total. */
+function attemptResult(err: unknown, directTls: boolean): ConnectResult {
+  const code = (err as { code?: unknown }).code;
+  if (code === "ECONNREFUSED") return "tcp_refused";
+  if (err instanceof TimeoutError) return "tcp_timeout";
+  return directTls ? "tls_failed" : "tcp_refused";
+}
+
+class TimeoutError extends Error {}
+
 export function connectActor(options: ConnectOptions) {
   return fromPromise<ConnectOutput, ConnectInput>(async ({ input, signal }) => {
     const resolved = await resolveTargets(input.remote, { ...options.resolve, signal });
+    const counters = options.counters;
     if (resolved.targets.length === 0) {
+      counters?.connectAttempt(resolved.failureKind === "dns-error" ? "dns_timeout" : "dns_nxdomain");
       throw new ConnectFailure(
         "remote-server-not-found",
         resolved.failure ?? `DNS: no address for ${input.remote}`,
@@ -120,9 +134,17 @@ export function connectActor(options: ConnectOptions) {
           log: options.log.child("XMPPO", `out:${input.local}:${input.remote}`),
           secure: target.directTls,
           ...(options.clientTls === undefined ? {} : { clientTls: options.clientTls }),
+          ...(counters === undefined
+            ? {}
+            : {
+                traffic: (direction: "in" | "out", bytes: number, tls: TlsLabel) => {
+                  counters.traffic("s2s", direction, tls, bytes);
+                },
+              }),
           ...(options.shaper === undefined ? {} : { shaper: options.shaper() }),
         });
         options.transports.set(connectionId, transport);
+        counters?.connectAttempt("ok");
         const check = options.checkCertificate;
         const certificate =
           target.directTls && check !== undefined
@@ -138,6 +160,7 @@ export function connectActor(options: ConnectOptions) {
         };
       } catch (err) {
         if (signal.aborted) throw err;
+        counters?.connectAttempt(attemptResult(err, target.directTls));
         attempts.push(`${where}: ${err instanceof Error ? err.message : String(err)} (${target.via})`);
       }
     }

@@ -19,6 +19,7 @@ import type { StanzaRouter } from "../routing/stanzaRouter.js";
 import type { FederationPolicy } from "./policy.js";
 import type { provideS2sOut } from "./outgoing.js";
 import type { CertificateCheck, Trust } from "./trust.js";
+import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 
 export interface IncomingOptions {
   config: Config;
@@ -31,6 +32,7 @@ export interface IncomingOptions {
   trust: Trust;
   /** How this listener judges the certificates of servers connecting to it. */
   check: CertificateCheck;
+  counters: StanzaCounters;
 }
 
 /**
@@ -43,8 +45,10 @@ export function remoteIngress(
   transport: XmppTransport,
   router: StanzaRouter,
   isLocal: (domain: string) => boolean,
+  counters: StanzaCounters,
 ): (stanza: Element) => void {
   return (stanza) => {
+    counters.stanza("s2s", "in", stanza.local);
     const ns = stanza.attrs.xmlns;
     if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) delete stanza.attrs.xmlns;
     const from = Jid.tryParse(stanza.attrs.from ?? "");
@@ -150,7 +154,15 @@ export function provideS2sIn(options: IncomingOptions) {
       },
       openStanzaPath: ({ context, self }) => {
         const transport = transportOf(context);
-        if (transport) transport.stanzaSink = remoteIngress(self, transport, options.router, options.isLocal);
+        if (transport) {
+          transport.stanzaSink = remoteIngress(
+            self,
+            transport,
+            options.router,
+            options.isLocal,
+            options.counters,
+          );
+        }
       },
     },
   });

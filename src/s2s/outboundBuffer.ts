@@ -8,6 +8,7 @@ import type { Element } from "../xml/element.js";
 import { serialize } from "../xml/serialize.js";
 import type { XmppTransport } from "../net/transport.js";
 import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
+import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 
 export interface BufferLimits {
   maxStanzas: number;
@@ -33,10 +34,15 @@ export class OutboundBuffer {
     private readonly bounce: (stanza: Element, condition: StanzaErrorCondition, text: string) => void,
     /** Called when the buffer goes from empty to non-empty without a connection to write to. */
     private readonly wake: () => void,
+    private readonly counters?: StanzaCounters,
   ) {}
 
   get size(): number {
     return this.items.length;
+  }
+
+  get queuedBytes(): number {
+    return this.bytes;
   }
 
   push(stanza: Element): void {
@@ -90,6 +96,7 @@ export class OutboundBuffer {
   private write(writer: XmppTransport, stanza: Element): void {
     if (writer.send(stanza)) {
       this.sent++;
+      this.counters?.stanza("s2s", "out", stanza.local);
       this.lastUsed = Date.now();
     } else {
       // The connection is closing under us: keep the stanza for the next one.

@@ -20,6 +20,7 @@ import { shaperFor } from "../net/shaper.js";
 import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
 import type { FederationPolicy } from "./policy.js";
 import type { Trust } from "./trust.js";
+import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 import { assign } from "xstate";
 
 export interface OutgoingOptions {
@@ -36,6 +37,7 @@ export interface OutgoingOptions {
   /** The s2sOut machine with its I/O (see provideS2sOut), shared with dialback verifications. */
   s2sOut: ReturnType<typeof provideS2sOut>;
   trust: Trust;
+  counters: StanzaCounters;
 }
 
 const pair = (local: string, remote: string): string => `${local} ${remote}`;
@@ -47,6 +49,7 @@ export function provideS2sOut(options: {
   log: Logger;
   newId: () => string;
   trust: Trust;
+  counters: StanzaCounters;
 }) {
   const { trust } = options;
   const outgoing = options.config.s2s.outgoing;
@@ -62,6 +65,7 @@ export function provideS2sOut(options: {
         newId: options.newId,
         shaper: () => shaperFor(options.config.shaper, outgoing.shaper),
         clientTls: (local) => trust.certificates.clientOptions(local),
+        counters: options.counters,
         checkCertificate: trust.outgoing,
       }),
       transport: transportActor(options.transports),
@@ -114,6 +118,17 @@ export class OutgoingLinks implements RemoteRoute {
     });
   }
 
+  /** Everything waiting in outgoing queues (ferry_s2s_queue_stanzas / _bytes). */
+  totals(): { stanzas: number; bytes: number } {
+    let stanzas = 0;
+    let bytes = 0;
+    for (const buffer of this.buffers.values()) {
+      stanzas += buffer.size;
+      bytes += buffer.queuedBytes;
+    }
+    return { stanzas, bytes };
+  }
+
   /** The buffer of a (local, remote) queue, for the admin views. */
   buffer(local: string, remote: string): OutboundBuffer | undefined {
     return this.buffers.get(pair(local, remote));
@@ -129,6 +144,7 @@ export class OutgoingLinks implements RemoteRoute {
       }
       if (!this.options.policy(to.domain)) {
         this.options.log.notice(`refusing to send to ${to.domain}: denied by default_policy/host_policy`);
+        this.options.counters.connectAttempt("policy_denied");
         this.options.bounce(
           stanza,
           "remote-server-not-found",
@@ -151,6 +167,7 @@ export class OutgoingLinks implements RemoteRoute {
       () => {
         this.options.registry.get(actorKey)?.send({ type: "NONEMPTY" });
       },
+      this.options.counters,
     );
     this.buffers.set(key, queued);
     this.options.registry.start({

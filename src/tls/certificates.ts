@@ -199,6 +199,17 @@ export class CertificateStore {
     return { ok: true };
   }
 
+  /** Seconds until the certificate we present for each of these domains expires (ours only). */
+  expiry(domains: readonly string[], now = Date.now()): Map<string, number> {
+    const seconds = new Map<string, number>();
+    for (const domain of domains) {
+      const credential = this.clientCredential(domain);
+      if (credential?.x509.checkHost(domain, HOST_CHECK) === undefined) continue;
+      seconds.set(domain, Math.round((Date.parse(credential.x509.validTo) - now) / 1000));
+    }
+    return seconds;
+  }
+
   private clientCredential(name: string): Credential | undefined {
     const { domains, outgoing } = this.material;
     const chosen =
