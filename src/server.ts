@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
 import { HttpRoutes, listenHttp } from "./admin/http.js";
 import { createMetrics } from "./metrics/prometheus.js";
+import { startStatelyInspector } from "./debug/inspector.js";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { Server as TlsServer, type TLSSocketOptions, type TlsOptions } from "node:tls";
 import type { AnyStateMachine, InputFrom } from "xstate";
@@ -115,6 +116,7 @@ export async function startServer(
       for (const server of servers) stopListening(server);
     },
     onStopped: () => {
+      stately?.stop();
       closeHttp();
       for (const server of servers) stopListening(server);
       for (const transport of transports.values()) transport.destroy();
@@ -257,6 +259,9 @@ export async function startServer(
     },
   });
   registry.addInspector(metrics.observe);
+  const inspectorPort = config.debug.inspector?.port;
+  const stately =
+    inspectorPort === undefined ? undefined : startStatelyInspector(inspectorPort, registry, log);
   http.add({
     method: "GET",
     path: "/metrics",
@@ -417,6 +422,7 @@ export async function startServer(
   } catch (err) {
     for (const server of servers) stopListening(server);
     closeHttp();
+    stately?.stop();
     throw err;
   }
   phase = "running";

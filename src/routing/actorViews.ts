@@ -19,7 +19,7 @@ export interface ActorView {
 /** Context fields never shown: keys and anything that could carry a secret. */
 const HIDDEN = new Set(["key", "verify", "password", "secret", "shared"]);
 
-function sanitize(value: unknown, depth = 0): unknown {
+export function sanitize(value: unknown, depth = 0): unknown {
   if (depth > 4) return "…";
   if (Array.isArray(value)) return value.slice(0, 50).map((v) => sanitize(v, depth + 1));
   if (typeof value === "object" && value !== null) {
