@@ -105,6 +105,14 @@ export const queueMachine = setup({
                 attempt: ({ context }) => context.attempt + 1,
                 lastFailure: ({ event }) => event.output.failure,
               }),
+              // One line per connection outcome (issue 6): pair, result, reason.
+              emit(({ context, event }) => ({
+                type: "log" as const,
+                level: "info" as const,
+                message: `link ${context.local} → ${context.remote} failed (attempt ${context.attempt + 1}): ${
+                  event.output.failure?.text ?? "?"
+                }`,
+              })),
               {
                 type: "bounceQueued",
                 params: ({ event }) =>
