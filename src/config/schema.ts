@@ -34,6 +34,11 @@ export const LOG_LEVELS = [
   "info",
   "debug",
   "all",
+  // CommuniGate Pro's names for the same scale (seed 001).
+  "problems",
+  "major",
+  "low-level",
+  "all-info",
 ] as const;
 
 // --- listeners ------------------------------------------------------------------------------------
@@ -244,7 +249,11 @@ const general = table({
     list(domain(), "a non-empty array of domain names", { nonEmpty: true }),
     "Domains this server hosts. Mandatory.",
   ),
-  loglevel: doc(oneOf(LOG_LEVELS).default("warning"), "Log level."),
+  loglevel: doc(
+    oneOf(LOG_LEVELS).default("warning"),
+    "Log level: MongooseIM's names, or CommuniGate Pro's (`problems` = warning, `major` = info, " +
+      "`low-level` = debug, `all-info` = everything).",
+  ),
   max_fsm_queue: doc(positiveInt().optional(), "Default for `listen.service.max_fsm_queue`.", {
     docDefault: "not set (no limit)",
   }),
