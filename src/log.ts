@@ -10,7 +10,21 @@ export type LogTag = "XMPPI" | "XMPPO" | "XMPPS" | "COMP" | "SYS" | "HTTP" | "CO
 export type LogFormat = "text" | "json";
 /** MongooseIM's `[general] loglevel` values. */
 export type MongooseLogLevel =
-  "none" | "emergency" | "alert" | "critical" | "error" | "warning" | "notice" | "info" | "debug" | "all";
+  | "none"
+  | "emergency"
+  | "alert"
+  | "critical"
+  | "error"
+  | "warning"
+  | "notice"
+  | "info"
+  | "debug"
+  | "all"
+  // CommuniGate Pro's names (seed 001): Problems, Major, Low-Level, All Info.
+  | "problems"
+  | "major"
+  | "low-level"
+  | "all-info";
 export type LogLevel = "emerg" | "alert" | "crit" | "error" | "warning" | "notice" | "info" | "debug";
 
 const LEVEL_OF: Record<MongooseLogLevel, LogLevel | "silent"> = {
@@ -24,6 +38,10 @@ const LEVEL_OF: Record<MongooseLogLevel, LogLevel | "silent"> = {
   info: "info",
   debug: "debug",
   all: "debug",
+  problems: "warning",
+  major: "info",
+  "low-level": "debug",
+  "all-info": "debug",
 };
 
 export interface Logger {
