@@ -8,6 +8,8 @@ import { randomBytes } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
 import { HttpRoutes, listenHttp } from "./admin/http.js";
 import { createMetrics } from "./metrics/prometheus.js";
+import { registerActorsPage } from "./admin/actorsPage.js";
+import type { ActorsFeed } from "./admin/actorsFeed.js";
 import { startStatelyInspector } from "./debug/inspector.js";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { Server as TlsServer, type TLSSocketOptions, type TlsOptions } from "node:tls";
@@ -44,6 +46,8 @@ export interface FerryServer {
   readonly addresses: { s2s: AddressInfo[]; service: AddressInfo[]; http: AddressInfo[] };
   /** The HTTP endpoints of `[[listen.http]]`; later features add their routes here. */
   readonly http: HttpRoutes;
+  /** The live feed behind /debug/actors (subscribed to the actors only while someone watches). */
+  readonly actorsFeed: ActorsFeed;
   /** Drains and closes everything; resolves when done. Safe to call more than once. */
   stop(): Promise<void>;
   /** Re-reads every certificate (SIGHUP); established streams keep theirs. */
@@ -259,6 +263,7 @@ export async function startServer(
     },
   });
   registry.addInspector(metrics.observe);
+  const actorsFeed = registerActorsPage(http, registry);
   const inspectorPort = config.debug.inspector?.port;
   const stately =
     inspectorPort === undefined ? undefined : startStatelyInspector(inspectorPort, registry, log);
@@ -435,6 +440,7 @@ export async function startServer(
     counters,
     addresses,
     http,
+    actorsFeed,
     trust,
     reloadCertificates: () => trust.certificates.reload(),
     stop: () => {

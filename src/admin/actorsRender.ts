@@ -11,17 +11,20 @@ export function renderGroups(payload: ActorsPayload): string {
   const esc = (value: string): string => value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const last = (path: string): string => path.slice(path.lastIndexOf(".") + 1);
 
-  const box = (state: ChartState, active: Set<string>, initial: boolean): string => {
-    const on = active.has(state.path);
-    const leaf = state.states.length === 0;
-    const classes = ["st", state.type, on ? "on" : "", on && leaf ? "leaf" : "", initial ? "initial" : ""];
-    const tip = state.on
+  // The transitions, as a tooltip: "ELEMENT [isFeatures] → gotFeatures".
+  const tip = (state: ChartState): string =>
+    state.on
       .map((t) => {
         const guard = t.guard === undefined ? "" : ` [${t.guard}]`;
         const to = t.targets.length === 0 ? "(actions)" : t.targets.map(last).join(", ");
         return `${t.event}${guard} → ${to}`;
       })
       .join("\n");
+
+  const box = (state: ChartState, active: Set<string>, initial: boolean): string => {
+    const on = active.has(state.path);
+    const leaf = state.states.length === 0;
+    const classes = ["st", state.type, on ? "on" : "", on && leaf ? "leaf" : "", initial ? "initial" : ""];
     const invoke = state.invoke.length === 0 ? "" : ` <i>invokes ${esc(state.invoke.join(", "))}</i>`;
     const events =
       leaf && state.on.length > 0
@@ -29,7 +32,7 @@ export function renderGroups(payload: ActorsPayload): string {
         : "";
     const kids = state.states.map((child) => box(child, active, child.key === state.initial)).join("");
     return (
-      `<div class="${classes.filter(Boolean).join(" ")}" data-path="${esc(state.path)}" title="${esc(tip)}">` +
+      `<div class="${classes.filter(Boolean).join(" ")}" data-path="${esc(state.path)}" title="${esc(tip(state))}">` +
       `<div class="name">${esc(state.key)}${invoke}</div>${events}` +
       (kids === "" ? "" : `<div class="kids">${kids}</div>`) +
       `</div>`
@@ -41,7 +44,7 @@ export function renderGroups(payload: ActorsPayload): string {
     if (!root) return "";
     const active = new Set(card.active);
     const kids = root.states.map((child) => box(child, active, child.key === root.initial)).join("");
-    return `<div class="chart ${root.type}" data-machine="${esc(view.machine)}">${kids}</div>`;
+    return `<div class="chart ${root.type}" data-machine="${esc(view.machine)}" title="${esc(tip(root))}">${kids}</div>`;
   };
 
   const value = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify(v));

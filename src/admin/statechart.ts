@@ -39,10 +39,17 @@ export function chartOf(machine: AnyStateMachine): ChartState {
 }
 
 function chartNode(node: AnyStateNode): ChartState {
+  // Invocations without an id get a generated one ("0.s2sOut.link.connecting"): show their src.
+  const invokes = new Map(
+    node.invoke.map((invoke) => [
+      invoke.id,
+      /^\d+\./.test(invoke.id) && typeof invoke.src === "string" ? invoke.src : invoke.id,
+    ]),
+  );
   const delays = new Map(node.after.map((t) => [t.eventType, delayLabel(t.delay)]));
   const on: ChartTransition[] = [];
   for (const [eventType, transitions] of node.transitions) {
-    const event = delays.get(eventType) ?? eventLabel(eventType);
+    const event = delays.get(eventType) ?? eventLabel(eventType, invokes);
     for (const t of transitions) on.push(transition(event, t));
   }
   for (const t of node.always ?? []) on.push(transition("always", t));
@@ -52,7 +59,7 @@ function chartNode(node: AnyStateNode): ChartState {
     path: node.path.join("."),
     type: node.type,
     ...(initial === undefined ? {} : { initial }),
-    invoke: node.invoke.map((invoke) => invoke.id),
+    invoke: [...invokes.values()],
     on,
     states: Object.values(node.states).map(chartNode),
   };
@@ -74,9 +81,9 @@ function delayLabel(delay: unknown): string {
   return typeof delay === "string" ? `after ${delay}` : "after (delay)";
 }
 
-function eventLabel(eventType: string): string {
+function eventLabel(eventType: string, invokes: Map<string, string>): string {
   const done = /^xstate\.(done|error)\.actor\.(.+)$/.exec(eventType);
-  if (done) return `${done[1] ?? ""} ${done[2] ?? ""}`;
+  if (done) return `${done[1] ?? ""} ${invokes.get(done[2] ?? "") ?? done[2] ?? ""}`;
   return eventType.startsWith("xstate.done.state.") ? "done" : eventType;
 }
 
