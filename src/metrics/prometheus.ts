@@ -54,6 +54,15 @@ export interface FerryMetrics {
 export function createMetrics(sources: MetricsSources): FerryMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
+  // prom-client names these gauges like counters, which promtool (rightly) refuses; the same
+  // counts stay available, by type, as nodejs_active_handles / _requests / _resources.
+  for (const name of [
+    "nodejs_active_handles_total",
+    "nodejs_active_requests_total",
+    "nodejs_active_resources_total",
+  ]) {
+    registry.removeSingleMetric(name);
+  }
 
   const transitions = new client.Counter({
     name: "ferry_transitions_total",

@@ -406,6 +406,7 @@ describe("s2sOut machine: stream negotiation", () => {
     assert.deepEqual(h.output().failure, {
       condition: "remote-server-timeout",
       text: "the remote server refused STARTTLS",
+      kind: "tls_failed",
     });
   });
 
@@ -419,6 +420,7 @@ describe("s2sOut machine: stream negotiation", () => {
     assert.deepEqual(h.output().failure, {
       condition: "remote-server-timeout",
       text: "TLS negotiation failed: wrong version number",
+      kind: "tls_failed",
     });
   });
 
@@ -640,6 +642,7 @@ describe("s2sOut machine: timeouts and stream ends", () => {
     assert.deepEqual(h.output().failure, {
       condition: "remote-server-timeout",
       text: "the remote server ended the stream with <host-unknown/>: no such host",
+      kind: "stream_error",
     });
   });
 
@@ -661,6 +664,7 @@ describe("s2sOut machine: timeouts and stream ends", () => {
     assert.deepEqual(h.output().failure, {
       condition: "remote-server-timeout",
       text: "the remote server broke the stream: unclosed tag",
+      kind: "stream_error",
     });
   });
 
