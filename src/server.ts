@@ -129,7 +129,7 @@ export async function startServer(
     },
   });
 
-  const counters = new StanzaCounters();
+  const counters = new StanzaCounters(new Set(config.metrics.per_domain));
   const components = new ComponentTable();
   // The router and the hosted domains refer to each other (replies are routed); bind late.
   const routeLog = log.child("SYS", "router");

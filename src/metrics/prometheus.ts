@@ -133,6 +133,12 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     () => sources.counters.bytes,
   );
   exportCounter(
+    "ferry_s2s_domain_stanzas_total",
+    "Stanzas exchanged with the remote domains listed in [metrics] per_domain, by domain and direction.",
+    ["remote", "direction"],
+    () => sources.counters.remoteStanzas,
+  );
+  exportCounter(
     "ferry_stanzas_bounced_total",
     "Stanzas returned to their sender with an error, by condition.",
     ["condition"],

@@ -38,6 +38,16 @@ export class StanzaCounters {
   /** Keyed "conn_type direction tls". */
   readonly bytes = new Map<string, number>();
   readonly connectAttempts = new Map<string, number>();
+  /** Keyed "remote direction", only for `[metrics] per_domain` domains. */
+  readonly remoteStanzas = new Map<string, number>();
+
+  /** `[metrics] per_domain`: the only remote domains that may appear in labels. */
+  constructor(private readonly perDomain: ReadonlySet<string> = new Set()) {}
+
+  /** Counts a stanza exchanged with a remote domain, if that domain was opted into its own series. */
+  remote(domain: string, direction: Direction): void {
+    if (this.perDomain.has(domain)) bump(this.remoteStanzas, `${domain} ${direction}`);
+  }
 
   drop(reason: DropReason): void {
     bump(this.dropped, reason);

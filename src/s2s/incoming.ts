@@ -69,6 +69,7 @@ export function remoteIngress(
       );
       return;
     }
+    counters.remote(from.domain, "in");
     router.route(stanza, from, to);
   };
 }

@@ -35,6 +35,8 @@ export class OutboundBuffer {
     /** Called when the buffer goes from empty to non-empty without a connection to write to. */
     private readonly wake: () => void,
     private readonly counters?: StanzaCounters,
+    /** The target domain, for `[metrics] per_domain` series. */
+    private readonly remote = "",
   ) {}
 
   get size(): number {
@@ -97,6 +99,7 @@ export class OutboundBuffer {
     if (writer.send(stanza)) {
       this.sent++;
       this.counters?.stanza("s2s", "out", stanza.local);
+      this.counters?.remote(this.remote, "out");
       this.lastUsed = Date.now();
     } else {
       // The connection is closing under us: keep the stanza for the next one.

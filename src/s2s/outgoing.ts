@@ -168,6 +168,7 @@ export class OutgoingLinks implements RemoteRoute {
         this.options.registry.get(actorKey)?.send({ type: "NONEMPTY" });
       },
       this.options.counters,
+      remote,
     );
     this.buffers.set(key, queued);
     this.options.registry.start({

@@ -17,6 +17,7 @@ function config(
   comp: number,
   http: number,
   peers: Record<string, number>,
+  extra = "",
 ): string {
   const overrides = Object.entries(peers)
     .map(([name, port]) => `{host = "${name}", ip_address = "127.0.0.1", port = ${port}}`)
@@ -36,7 +37,7 @@ ip_address = "127.0.0.1"
 [s2s]
 outgoing.address = [${overrides}]
 outgoing.connection_timeout = 1000
-`;
+${extra}`;
 }
 
 /** `name{labels} value` lines of a scrape, as a map from the series text to its value. */
@@ -69,11 +70,18 @@ describe("metrics and health over HTTP", () => {
     const httpB = await freePort();
     a = await startServer(
       loadConfigText(
-        config("a.example", aS2s, aComp, httpA, {
-          "svc.b.example": bS2s,
-          "b.example": bS2s,
-          "dead.example": deadPort,
-        }),
+        config(
+          "a.example",
+          aS2s,
+          aComp,
+          httpA,
+          {
+            "svc.b.example": bS2s,
+            "b.example": bS2s,
+            "dead.example": deadPort,
+          },
+          `[metrics]\nper_domain = ["svc.b.example"]\n`,
+        ),
         "a.toml",
       ).config,
       silentLogger,
@@ -169,7 +177,19 @@ describe("metrics and health over HTTP", () => {
         (k) => k.includes('machine="queue"') && k.includes('to="backoff"'),
       ),
     );
-    assert.doesNotMatch(text, /dead\.example|svc\.b\.example/, "no remote domain in any label");
+    assert.doesNotMatch(text, /dead\.example/, "no remote domain in any label…");
+    const labelled = text.split("\n").filter((line) => line.includes("svc.b.example"));
+    assert.ok(labelled.length > 0);
+    assert.ok(
+      labelled.every((line) => line.startsWith("ferry_s2s_domain_stanzas_total{")),
+      "…but those listed in [metrics] per_domain, in their own series",
+    );
+    assert.equal(
+      series(text, "ferry_s2s_domain_stanzas_total").get(
+        'ferry_s2s_domain_stanzas_total{remote="svc.b.example",direction="out"}',
+      ),
+      1,
+    );
   });
 
   it("/healthz answers 503 while draining", async () => {
