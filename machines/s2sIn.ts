@@ -260,14 +260,15 @@ export const s2sInMachine = setup({
             : context.authorized,
       };
     }),
-    logVerdict: emit(({ event }) => {
+    // One line per incoming authentication outcome: pair, mechanism, TLS, result, reason.
+    logVerdict: emit(({ context, event }) => {
       const verdict = event.type === "DIALBACK_VERIFIED" ? event : undefined;
       return {
         type: "log" as const,
         level: verdict?.result === "valid" ? ("info" as const) : ("notice" as const),
-        message: `dialback ${verdict?.remote ?? "?"} → ${verdict?.local ?? "?"}: ${verdict?.result ?? "?"}${
-          verdict?.reason === undefined ? "" : ` (${verdict.reason})`
-        }`,
+        message: `dialback ${verdict?.remote ?? "?"} → ${verdict?.local ?? "?"}: ${verdict?.result ?? "?"}, ${
+          context.secure ? "TLS" : "no TLS"
+        }${verdict?.reason === undefined ? "" : ` (${verdict.reason})`}`,
       };
     }),
     logOpened: emit(({ context }) => ({
