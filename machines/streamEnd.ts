@@ -20,6 +20,13 @@ export interface ClosableContext {
   closeReason?: string;
 }
 
+/** Orderly ends are info, timeouts and conflicts notice, a peer breaking the protocol a warning. */
+function levelOf(condition: StreamErrorCondition | undefined): LogEmitted["level"] {
+  if (condition === undefined || condition === "system-shutdown") return "info";
+  if (condition === "connection-timeout" || condition === "conflict") return "notice";
+  return "warning";
+}
+
 export function endStream<TContext extends ClosableContext, TEvent extends EventObject>() {
   return enqueueActions<TContext, TEvent, EndStreamParams, TEvent, never, never, never, never, LogEmitted>(
     ({ enqueue }, params) => {
@@ -27,7 +34,7 @@ export function endStream<TContext extends ClosableContext, TEvent extends Event
       const detail = params.detail ?? params.text;
       enqueue.emit({
         type: "log",
-        level: params.condition === undefined || params.condition === "system-shutdown" ? "info" : "notice",
+        level: levelOf(params.condition),
         message:
           params.condition === undefined
             ? "stream closed"
