@@ -24,11 +24,10 @@ import {
   type CapturedLog,
   type InteropSide,
 } from "../helpers/federation.js";
+import { interopRun, srvTarget } from "../helpers/interopRun.js";
 import { makeCa, makeLeaf } from "../helpers/peers/certs.js";
-import { startDns, type DnsServer } from "../helpers/peers/dns.js";
 import { startEjabberd, type EjabberdPeer } from "../helpers/peers/ejabberd.js";
-import { ensurePeerPackages } from "../helpers/peers/packages.js";
-import { RunDir, Teardown } from "../helpers/peers/runDir.js";
+import { Teardown } from "../helpers/peers/runDir.js";
 import type { WirePeer } from "../helpers/wire.js";
 
 const SECRET = "interop-secret";
@@ -47,35 +46,15 @@ const UNTRUSTED: Pair = {
   peer: { address: "127.0.0.54", domain: "uee.fedtest", component: "svc.uee.fedtest" },
 };
 
-const srvTarget = (domain: string): string => `xmpp.${domain}`;
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-let run: RunDir;
-let dnsServer: DnsServer;
-const teardown = new Teardown();
-
-before(async () => {
-  ensurePeerPackages(["openssl", "dnsmasq-base", "ejabberd"]);
-  run = RunDir.create("external-ejabberd");
-  teardown.add(() => {
-    run.remove();
-  });
-  // Ferry's domains by SRV (ejabberd reads the targets from its hosts file); ejabberd's by A.
-  const ferries = [TRUSTED, UNTRUSTED].map((n) => n.ferry);
-  dnsServer = await startDns({
-    runDir: run,
-    address: "127.0.0.157",
-    zones: ["fedtest"],
-    a: Object.fromEntries(ferries.map((s) => [srvTarget(s.domain), s.address])),
-    wildcards: Object.fromEntries([TRUSTED, UNTRUSTED].map((n) => [n.peer.domain, n.peer.address])),
-    srv: ferries.flatMap((s) =>
-      [s.domain, s.component].map((domain) => ({ domain, target: srvTarget(s.domain), port: 5269 })),
-    ),
-  });
-  teardown.add(() => dnsServer.stop());
+const setup = interopRun({
+  label: "external-ejabberd",
+  dnsAddress: "127.0.0.157",
+  packages: ["openssl", "dnsmasq-base", "ejabberd"],
+  bySrv: [TRUSTED, UNTRUSTED].map((n) => n.ferry),
+  byA: [TRUSTED, UNTRUSTED].map((n) => n.peer),
 });
-
-after(() => teardown.run());
 
 interface Running {
   server: FerryServer;
@@ -92,17 +71,17 @@ interface Running {
  */
 async function startPair(pair: Pair, sharedCa: boolean, local: Teardown): Promise<Running> {
   const { ferry, peer } = pair;
-  const ferryCa = makeCa(run, `ca-${ferry.domain}`);
-  const peerCa = sharedCa ? ferryCa : makeCa(run, `ca-${peer.domain}`);
-  const peerCert = makeLeaf(run, peerCa, [peer.domain, `*.${peer.domain}`]);
-  const ferryCert = makeLeaf(run, ferryCa, [ferry.domain, `*.${ferry.domain}`]);
+  const ferryCa = makeCa(setup.run(), `ca-${ferry.domain}`);
+  const peerCa = sharedCa ? ferryCa : makeCa(setup.run(), `ca-${peer.domain}`);
+  const peerCert = makeLeaf(setup.run(), peerCa, [peer.domain, `*.${peer.domain}`]);
+  const ferryCert = makeLeaf(setup.run(), ferryCa, [ferry.domain, `*.${ferry.domain}`]);
   const [ejabberd] = await local.startAll([
     startEjabberd({
-      runDir: run,
+      runDir: setup.run(),
       address: peer.address,
       domain: peer.domain,
       components: [{ domain: peer.component, secret: SECRET }],
-      dnsResolvConf: dnsServer.resolvConf,
+      dnsResolvConf: setup.dns().resolvConf,
       // `ca_file`: what ejabberd checks peers' certificates against (its s2s_cafile default).
       tls: { cert: peerCert.cert, key: peerCert.key, ca: peerCa.cert },
       starttls: "required",
@@ -117,7 +96,7 @@ async function startPair(pair: Pair, sharedCa: boolean, local: Teardown): Promis
     address: ferry.address,
     domain: ferry.domain,
     secret: SECRET,
-    dns: dnsServer.server,
+    dns: setup.dns().server,
     tls: { cert: ferryCert.cert, key: ferryCert.key },
     ca: ferryCa.cert,
     clientCert: "outgoing",
@@ -126,7 +105,7 @@ async function startPair(pair: Pair, sharedCa: boolean, local: Teardown): Promis
   const server = await startServer(loadConfigText(config, "ferry.toml").config, log.logger);
   // Kept beside the peers' logs (FERRY_KEEP_RUN keeps the run folder).
   local.add(() => {
-    writeFileSync(run.file(`ferry-${ferry.domain}.log`), log.lines().join("\n") + "\n");
+    writeFileSync(setup.run().file(`ferry-${ferry.domain}.log`), log.lines().join("\n") + "\n");
   });
   local.add(() => server.stop());
   const atFerry = await connectComponent(componentPort, ferry.component, SECRET, "", ferry.address);

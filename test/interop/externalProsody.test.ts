@@ -20,11 +20,10 @@ import {
   type CapturedLog,
   type InteropSide,
 } from "../helpers/federation.js";
+import { interopRun } from "../helpers/interopRun.js";
 import { makeCa, makeLeaf } from "../helpers/peers/certs.js";
-import { startDns, type DnsServer } from "../helpers/peers/dns.js";
-import { ensurePeerPackages } from "../helpers/peers/packages.js";
 import { startProsody, type ProsodyPeer } from "../helpers/peers/prosody.js";
-import { RunDir, Teardown } from "../helpers/peers/runDir.js";
+import { Teardown } from "../helpers/peers/runDir.js";
 import type { WirePeer } from "../helpers/wire.js";
 
 const SECRET = "interop-secret";
@@ -43,33 +42,14 @@ const UNTRUSTED: Pair = {
   peer: { address: "127.0.0.44", domain: "upp.fedtest", component: "svc.upp.fedtest" },
 };
 
-const srvTarget = (domain: string): string => `xmpp.${domain}`;
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-let run: RunDir;
-let dnsServer: DnsServer;
-const teardown = new Teardown();
-
-before(async () => {
-  ensurePeerPackages(["openssl", "dnsmasq-base", "prosody", "lua-unbound"]);
-  run = RunDir.create("external-prosody");
-  teardown.add(() => {
-    run.remove();
-  });
-  const sides = [TRUSTED, UNTRUSTED].flatMap((n) => [n.ferry, n.peer]);
-  dnsServer = await startDns({
-    runDir: run,
-    address: "127.0.0.156",
-    zones: ["fedtest"],
-    a: Object.fromEntries(sides.map((s) => [srvTarget(s.domain), s.address])),
-    srv: sides.flatMap((s) =>
-      [s.domain, s.component].map((domain) => ({ domain, target: srvTarget(s.domain), port: 5269 })),
-    ),
-  });
-  teardown.add(() => dnsServer.stop());
+const setup = interopRun({
+  label: "external-prosody",
+  dnsAddress: "127.0.0.156",
+  packages: ["openssl", "dnsmasq-base", "prosody", "lua-unbound"],
+  bySrv: [TRUSTED, UNTRUSTED].flatMap((n) => [n.ferry, n.peer]),
 });
-
-after(() => teardown.run());
 
 interface Running {
   server: FerryServer;
@@ -86,17 +66,17 @@ interface Running {
  */
 async function startPair(pair: Pair, sharedCa: boolean, local: Teardown): Promise<Running> {
   const { ferry, peer } = pair;
-  const ferryCa = makeCa(run, `ca-${ferry.domain}`);
-  const peerCa = sharedCa ? ferryCa : makeCa(run, `ca-${peer.domain}`);
-  const peerCert = makeLeaf(run, peerCa, [peer.domain, `*.${peer.domain}`]);
-  const ferryCert = makeLeaf(run, ferryCa, [ferry.domain, `*.${ferry.domain}`]);
+  const ferryCa = makeCa(setup.run(), `ca-${ferry.domain}`);
+  const peerCa = sharedCa ? ferryCa : makeCa(setup.run(), `ca-${peer.domain}`);
+  const peerCert = makeLeaf(setup.run(), peerCa, [peer.domain, `*.${peer.domain}`]);
+  const ferryCert = makeLeaf(setup.run(), ferryCa, [ferry.domain, `*.${ferry.domain}`]);
   const [prosody] = await local.startAll([
     startProsody({
-      runDir: run,
+      runDir: setup.run(),
       address: peer.address,
       domain: peer.domain,
       components: [{ domain: peer.component, secret: SECRET }],
-      dnsResolvConf: dnsServer.resolvConf,
+      dnsResolvConf: setup.dns().resolvConf,
       tls: { cert: peerCert.cert, key: peerCert.key, ca: peerCa.cert },
       requireEncryption: true,
       secureAuth: sharedCa,
@@ -107,7 +87,7 @@ async function startPair(pair: Pair, sharedCa: boolean, local: Teardown): Promis
     address: ferry.address,
     domain: ferry.domain,
     secret: SECRET,
-    dns: dnsServer.server,
+    dns: setup.dns().server,
     tls: { cert: ferryCert.cert, key: ferryCert.key },
     ca: ferryCa.cert,
     clientCert: "domain",
@@ -116,7 +96,7 @@ async function startPair(pair: Pair, sharedCa: boolean, local: Teardown): Promis
   const server = await startServer(loadConfigText(config, "ferry.toml").config, log.logger);
   // Kept beside the peers' logs (FERRY_KEEP_RUN keeps the run folder).
   local.add(() => {
-    writeFileSync(run.file(`ferry-${ferry.domain}.log`), log.lines().join("\n") + "\n");
+    writeFileSync(setup.run().file(`ferry-${ferry.domain}.log`), log.lines().join("\n") + "\n");
   });
   local.add(() => server.stop());
   const atFerry = await connectComponent(componentPort, ferry.component, SECRET, "", ferry.address);

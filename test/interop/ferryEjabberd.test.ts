@@ -3,11 +3,8 @@
  * dialback, plain and over STARTTLS. Ferry resolves through a private DNS server on loopback;
  * ejabberd asks it for SRV records but resolves host names through its own hosts file (PEERS.md).
  */
-import { after, before } from "node:test";
-import { startDns, type DnsServer } from "../helpers/peers/dns.js";
-import { ensurePeerPackages } from "../helpers/peers/packages.js";
-import { RunDir, Teardown } from "../helpers/peers/runDir.js";
-import { interopSuite, type InteropSide } from "../helpers/federation.js";
+import { interopSuite } from "../helpers/federation.js";
+import { interopRun, srvTarget } from "../helpers/interopRun.js";
 import { startEjabberd } from "../helpers/peers/ejabberd.js";
 
 const SECRET = "interop-secret";
@@ -21,34 +18,14 @@ const TLS = {
   peer: { address: "127.0.0.34", domain: "te2.fedtest", component: "svc.te2.fedtest" },
 };
 
-const srvTarget = (domain: string): string => `xmpp.${domain}`;
-
-let run: RunDir;
-let dnsServer: DnsServer;
-const teardown = new Teardown();
-
-before(async () => {
-  ensurePeerPackages(["openssl", "dnsmasq-base", "ejabberd"]);
-  run = RunDir.create("ferry-ejabberd");
-  teardown.add(() => {
-    run.remove();
-  });
-  // Ferry's domains by SRV (ejabberd reads the targets from its hosts file); ejabberd's by A.
-  const ferries: InteropSide[] = [PLAIN, TLS].map((n) => n.ferry);
-  dnsServer = await startDns({
-    runDir: run,
-    address: "127.0.0.155",
-    zones: ["fedtest"],
-    a: Object.fromEntries(ferries.map((s) => [srvTarget(s.domain), s.address])),
-    wildcards: Object.fromEntries([PLAIN, TLS].map((n) => [n.peer.domain, n.peer.address])),
-    srv: ferries.flatMap((s) =>
-      [s.domain, s.component].map((domain) => ({ domain, target: srvTarget(s.domain), port: 5269 })),
-    ),
-  });
-  teardown.add(() => dnsServer.stop());
+// Ferry's domains by SRV (ejabberd reads the targets from its hosts file); ejabberd's by A.
+const setup = interopRun({
+  label: "ferry-ejabberd",
+  dnsAddress: "127.0.0.155",
+  packages: ["openssl", "dnsmasq-base", "ejabberd"],
+  bySrv: [PLAIN, TLS].map((n) => n.ferry),
+  byA: [PLAIN, TLS].map((n) => n.peer),
 });
-
-after(() => teardown.run());
 
 for (const [names, tls] of [
   [PLAIN, false],
@@ -60,15 +37,15 @@ for (const [names, tls] of [
     ...names,
     tls,
     secret: SECRET,
-    run: () => run,
-    dns: () => dnsServer,
+    run: setup.run,
+    dns: setup.dns,
     startPeer: (peerTls) =>
       startEjabberd({
-        runDir: run,
+        runDir: setup.run(),
         address: names.peer.address,
         domain: names.peer.domain,
         components: [{ domain: names.peer.component, secret: SECRET }],
-        dnsResolvConf: dnsServer.resolvConf,
+        dnsResolvConf: setup.dns().resolvConf,
         tls: peerTls,
         starttls: tls ? "required" : "false",
         hosts: {

@@ -2,11 +2,8 @@
  * Ferry ↔ Prosody 0.12 federation: a component on each server, messages both ways over S2S with
  * dialback, plain and over STARTTLS, names resolved through a private DNS server on loopback.
  */
-import { after, before } from "node:test";
-import { startDns, type DnsServer } from "../helpers/peers/dns.js";
-import { ensurePeerPackages } from "../helpers/peers/packages.js";
-import { RunDir, Teardown } from "../helpers/peers/runDir.js";
-import { interopSuite, type InteropSide } from "../helpers/federation.js";
+import { interopSuite } from "../helpers/federation.js";
+import { interopRun } from "../helpers/interopRun.js";
 import { startProsody } from "../helpers/peers/prosody.js";
 
 const SECRET = "interop-secret";
@@ -20,33 +17,13 @@ const TLS = {
   peer: { address: "127.0.0.24", domain: "tp2.fedtest", component: "svc.tp2.fedtest" },
 };
 
-const srvTarget = (domain: string): string => `xmpp.${domain}`;
-
-let run: RunDir;
-let dnsServer: DnsServer;
-const teardown = new Teardown();
-
-before(async () => {
-  ensurePeerPackages(["openssl", "dnsmasq-base", "prosody", "lua-unbound"]);
-  run = RunDir.create("ferry-prosody");
-  teardown.add(() => {
-    run.remove();
-  });
-  // Every domain (and component domain) by SRV, as real deployments publish them.
-  const sides: InteropSide[] = [PLAIN, TLS].flatMap((n) => [n.ferry, n.peer]);
-  dnsServer = await startDns({
-    runDir: run,
-    address: "127.0.0.154",
-    zones: ["fedtest"],
-    a: Object.fromEntries(sides.map((s) => [srvTarget(s.domain), s.address])),
-    srv: sides.flatMap((s) =>
-      [s.domain, s.component].map((domain) => ({ domain, target: srvTarget(s.domain), port: 5269 })),
-    ),
-  });
-  teardown.add(() => dnsServer.stop());
+// Every domain (and component domain) by SRV, as real deployments publish them.
+const setup = interopRun({
+  label: "ferry-prosody",
+  dnsAddress: "127.0.0.154",
+  packages: ["openssl", "dnsmasq-base", "prosody", "lua-unbound"],
+  bySrv: [PLAIN, TLS].flatMap((n) => [n.ferry, n.peer]),
 });
-
-after(() => teardown.run());
 
 for (const [names, tls] of [
   [PLAIN, false],
@@ -58,15 +35,15 @@ for (const [names, tls] of [
     ...names,
     tls,
     secret: SECRET,
-    run: () => run,
-    dns: () => dnsServer,
+    run: setup.run,
+    dns: setup.dns,
     startPeer: (peerTls) =>
       startProsody({
-        runDir: run,
+        runDir: setup.run(),
         address: names.peer.address,
         domain: names.peer.domain,
         components: [{ domain: names.peer.component, secret: SECRET }],
-        dnsResolvConf: dnsServer.resolvConf,
+        dnsResolvConf: setup.dns().resolvConf,
         tls: peerTls,
         requireEncryption: tls,
       }),
