@@ -548,24 +548,6 @@ export const s2sOutMachine = setup({
                   ],
                 },
                 {
-                  guard: "noDialback",
-                  target: "closing",
-                  actions: [
-                    "markDropped",
-                    {
-                      type: "fail",
-                      params: {
-                        condition: "remote-server-timeout",
-                        text: "the remote server offers no authentication method Ferry supports (dialback)",
-                      },
-                    },
-                    {
-                      type: "endStream",
-                      params: { condition: "unsupported-feature", text: "dialback required" },
-                    },
-                  ],
-                },
-                {
                   guard: "certificateRequiredButInvalid",
                   target: "closing",
                   actions: [

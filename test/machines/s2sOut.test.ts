@@ -862,6 +862,18 @@ describe("s2sOut machine: trust (SASL EXTERNAL, require_for)", () => {
     assert.equal(h.keysSent.length, 1);
   });
 
+  it("uses EXTERNAL with a peer that offers no dialback at all", async () => {
+    const h = await overTls({}, GOOD);
+    h.send({
+      type: "ELEMENT",
+      element: inNs(
+        serverFeatures({ starttls: "none", dialback: false, saslMechanisms: ["EXTERNAL"] }),
+        NS.STREAM,
+      ),
+    });
+    assert.deepEqual(h.link(), { open: "saslStarted" });
+  });
+
   it("uses dialback when we have no certificate for our domain", async () => {
     const h = await overTls({ ownCertificate: false }, GOOD);
     h.send({ type: "ELEMENT", element: externalFeatures() });
