@@ -231,8 +231,13 @@ export class XmppTransport {
 
   /** Writes a stanza; false when the stream is closing or closed and it was not written. */
   send(element: Element): boolean {
+    return this.sendSerialized(serialize(element));
+  }
+
+  /** Writes a stanza already serialized (a queue keeps them so, having measured their size). */
+  sendSerialized(xml: string): boolean {
     if (!this.isOpen) return false;
-    this.write(serialize(element));
+    this.write(xml);
     return true;
   }
 

@@ -19,7 +19,8 @@ export interface BufferLimits {
 export const DEFAULT_BUFFER_LIMITS: BufferLimits = { maxStanzas: 10_000, maxBytes: 16 * 1024 * 1024 };
 
 export class OutboundBuffer {
-  private items: { stanza: Element; bytes: number }[] = [];
+  /** Waiting stanzas, serialized once: to measure them against maxBytes and to write them. */
+  private items: { stanza: Element; xml: string; bytes: number }[] = [];
   private bytes = 0;
   private writer: XmppTransport | undefined;
   private readonly flushOnDrain = (): void => {
@@ -50,15 +51,16 @@ export class OutboundBuffer {
   push(stanza: Element): void {
     const writer = this.writer;
     if (writer && this.items.length === 0 && writer.isOpen && !writer.congested) {
-      this.write(writer, stanza);
+      this.write(writer, stanza, serialize(stanza));
       return;
     }
-    const bytes = Buffer.byteLength(serialize(stanza));
+    const xml = serialize(stanza);
+    const bytes = Buffer.byteLength(xml);
     if (this.items.length >= this.limits.maxStanzas || this.bytes + bytes > this.limits.maxBytes) {
       this.bounce(stanza, "resource-constraint", "too many stanzas waiting for this remote domain");
       return;
     }
-    this.items.push({ stanza, bytes });
+    this.items.push({ stanza, xml, bytes });
     this.bytes += bytes;
     if (this.items.length === 1 && !writer) this.wake();
     if (writer) this.flush();
@@ -91,21 +93,21 @@ export class OutboundBuffer {
       const item = this.items.shift();
       if (item === undefined) break;
       this.bytes -= item.bytes;
-      this.write(writer, item.stanza);
+      this.write(writer, item.stanza, item.xml, item.bytes);
     }
   }
 
-  private write(writer: XmppTransport, stanza: Element): void {
-    if (writer.send(stanza)) {
+  private write(writer: XmppTransport, stanza: Element, xml: string, bytes?: number): void {
+    if (writer.sendSerialized(xml)) {
       this.sent++;
       this.counters?.stanza("s2s", "out", stanza.local);
       this.counters?.remote(this.remote, "out");
       this.lastUsed = Date.now();
     } else {
       // The connection is closing under us: keep the stanza for the next one.
-      const bytes = Buffer.byteLength(serialize(stanza));
-      this.items.unshift({ stanza, bytes });
-      this.bytes += bytes;
+      const size = bytes ?? Buffer.byteLength(xml);
+      this.items.unshift({ stanza, xml, bytes: size });
+      this.bytes += size;
     }
   }
 }
