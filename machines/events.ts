@@ -63,6 +63,13 @@ export interface ShutdownEvent {
   type: "SHUTDOWN";
 }
 
+/** An administrator closes this stream (seed 000's browse tree, the HTTP API): an orderly close. */
+export interface AdminCloseEvent {
+  type: "ADMIN_CLOSE";
+  /** Who asked, for the log. */
+  by: string;
+}
+
 /** What machines emit for the log (machines do no I/O; src/ writes these lines). */
 export interface LogEmitted {
   type: "log";

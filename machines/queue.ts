@@ -39,7 +39,11 @@ export interface QueueContext extends QueueInput {
 
 export type QueueEvent =
   /** The buffer went from empty to non-empty. */
-  { type: "NONEMPTY" } | Extract<S2sOutParentEvent, { type: "LINK_UP" }> | ShutdownEvent;
+  | { type: "NONEMPTY" }
+  /** An administrator asks for a new attempt now (seed 000 tree, HTTP API): the backoff is cleared. */
+  | { type: "RETRY" }
+  | Extract<S2sOutParentEvent, { type: "LINK_UP" }>
+  | ShutdownEvent;
 
 /** First retry after about 1 s, doubling per failure up to max_retry_delay, ±20 % jitter. */
 export function retryDelay(attempt: number, maxMs: number, random: number = Math.random()): number {
@@ -79,7 +83,8 @@ export const queueMachine = setup({
   states: {
     idle: {
       always: { guard: "hasPending", target: "link" },
-      on: { NONEMPTY: "link", SHUTDOWN: "stopped" },
+      // RETRY connects even with nothing to send, so that an administrator sees the link come up.
+      on: { NONEMPTY: "link", RETRY: "link", SHUTDOWN: "stopped" },
     },
     link: {
       invoke: {
@@ -168,7 +173,10 @@ export const queueMachine = setup({
       after: {
         retryDelay: [{ guard: "hasPending", target: "link" }, { target: "idle" }],
       },
-      on: { SHUTDOWN: "stopped" },
+      on: {
+        SHUTDOWN: "stopped",
+        RETRY: { target: "link", actions: assign({ attempt: 0 }) },
+      },
     },
     stopped: {
       type: "final",

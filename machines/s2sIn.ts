@@ -14,6 +14,7 @@
 import { and, assign, emit, enqueueActions, fromCallback, not, raise, sendTo, setup, stateIn } from "xstate";
 import { endStream } from "./streamEnd.js";
 import type {
+  AdminCloseEvent,
   CertificateSummary,
   LogEmitted,
   ShutdownEvent,
@@ -58,6 +59,8 @@ export interface S2sInContext extends S2sInInput {
   authorized: string[];
   /** Pairs with a verification under way. */
   pending: string[];
+  /** How each authorized pair was proven (same order as `authorized`), for the admin views. */
+  authMethods: string[];
   /** Why the stream ended, for logs and metrics. */
   closeReason?: string;
 }
@@ -71,7 +74,7 @@ export interface DialbackVerifiedEvent {
   reason?: string;
 }
 
-export type S2sInEvent = TransportEvent | ShutdownEvent | DialbackVerifiedEvent;
+export type S2sInEvent = TransportEvent | ShutdownEvent | AdminCloseEvent | DialbackVerifiedEvent;
 
 /** RFC 6120 §4.7.5: a missing version means pre-XMPP-1.0; answer with the lower of both. */
 function isVersion1(version: string | undefined): boolean {
@@ -197,8 +200,10 @@ export const s2sInMachine = setup({
     }),
     authorizeByCertificate: assign(({ context }) => {
       const pair = pairKey(context.remoteDomain ?? "", context.localDomain ?? "");
+      if (context.authorized.includes(pair)) return {};
       return {
-        authorized: context.authorized.includes(pair) ? context.authorized : [...context.authorized, pair],
+        authorized: [...context.authorized, pair],
+        authMethods: [...context.authMethods, "SASL EXTERNAL"],
       };
     }),
     restartParser: sendTo("transport", { type: "RESET_PARSER" as const }),
@@ -252,12 +257,18 @@ export const s2sInMachine = setup({
     settleVerdict: assign(({ context, event }) => {
       if (event.type !== "DIALBACK_VERIFIED") return {};
       const pair = pairKey(event.remote, event.local);
+      const added = event.result === "valid" && !context.authorized.includes(pair);
       return {
         pending: context.pending.filter((p) => p !== pair),
-        authorized:
-          event.result === "valid" && !context.authorized.includes(pair)
-            ? [...context.authorized, pair]
-            : context.authorized,
+        authorized: added ? [...context.authorized, pair] : context.authorized,
+        authMethods: added
+          ? [
+              ...context.authMethods,
+              event.reason?.startsWith("certificate") === true
+                ? "dialback (certificate, XEP-0344)"
+                : "dialback",
+            ]
+          : context.authMethods,
       };
     }),
     // One line per incoming authentication outcome: pair, mechanism, TLS, result, reason.
@@ -291,7 +302,13 @@ export const s2sInMachine = setup({
   },
 }).createMachine({
   id: "s2sIn",
-  context: ({ input }) => ({ ...input, authorized: [], pending: [], secure: input.directTls === true }),
+  context: ({ input }) => ({
+    ...input,
+    authorized: [],
+    pending: [],
+    authMethods: [],
+    secure: input.directTls === true,
+  }),
   invoke: {
     id: "transport",
     src: "transport",
@@ -317,6 +334,11 @@ export const s2sInMachine = setup({
         type: "endStream",
         params: { condition: "system-shutdown", text: "Server is shutting down" },
       },
+    },
+    // Prosody's s2s:close does the same: `</stream:stream>`, no error; the peer may reconnect.
+    ADMIN_CLOSE: {
+      target: ".closing",
+      actions: { type: "endStream", params: ({ event }) => ({ detail: `closed by ${event.by}` }) },
     },
     // Dialback, in "connecting" and "established" alike (piggybacking adds domains later).
     ELEMENT: [

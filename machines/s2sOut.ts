@@ -14,6 +14,7 @@
  */
 import { assign, fromCallback, fromPromise, raise, sendParent, sendTo, setup } from "xstate";
 import type {
+  AdminCloseEvent,
   CertificateSummary,
   LogEmitted,
   ShutdownEvent,
@@ -54,6 +55,8 @@ export interface ConnectOutput {
   peer: string;
   /** seed 000's "connection results": one line per address tried. */
   attempts: string[];
+  /** What DNS answered (SRV targets, addresses), for the link history. */
+  dns?: string[];
   /** TLS from the first byte on this connection (an `_xmpps-server` target, XEP-0368). */
   directTls?: boolean;
   /** Direct TLS: the remote certificate's verdict. */
@@ -84,6 +87,8 @@ export interface S2sOutContext extends S2sOutInput {
   connectionId?: string;
   peer?: string;
   attempts: string[];
+  /** What DNS answered for the remote domain. */
+  dns?: string[];
   /** The stream id the peer gave us (the dialback key is made over it). */
   streamId?: string;
   version?: "1.0" | "0.9";
@@ -107,7 +112,7 @@ export interface S2sOutContext extends S2sOutInput {
 /** Internal: raised so that the dialback region follows the link region. */
 type S2sOutInternal = { type: "STREAM_READY" } | { type: "REQUEST_SENT" } | { type: "LINK_ENDED" };
 
-export type S2sOutEvent = TransportEvent | ShutdownEvent | S2sOutInternal;
+export type S2sOutEvent = TransportEvent | ShutdownEvent | AdminCloseEvent | S2sOutInternal;
 
 export type S2sOutParentEvent =
   | {
@@ -127,17 +132,18 @@ export interface S2sOutOutput {
 }
 
 /** What the connect actor throws: a failure with the attempts made. */
-function asFailure(error: unknown): LinkFailure & { attempts: string[] } {
+function asFailure(error: unknown): LinkFailure & { attempts: string[]; dns: string[] } {
   if (typeof error === "object" && error !== null && "condition" in error && "text" in error) {
-    const e = error as { condition: unknown; text: unknown; attempts?: unknown };
+    const e = error as { condition: unknown; text: unknown; attempts?: unknown; dns?: unknown };
     return {
       condition:
         e.condition === "remote-server-not-found" ? "remote-server-not-found" : "remote-server-timeout",
       text: String(e.text),
       attempts: Array.isArray(e.attempts) ? e.attempts.map(String) : [],
+      dns: Array.isArray(e.dns) ? e.dns.map(String) : [],
     };
   }
-  return { condition: "remote-server-timeout", text: String(error), attempts: [] };
+  return { condition: "remote-server-timeout", text: String(error), attempts: [], dns: [] };
 }
 
 const timeout = (step: string): LinkFailure => ({
@@ -371,6 +377,7 @@ export const s2sOutMachine = setup({
         // "we started to connect, no connection yet": DNS, then every address in turn.
         connecting: {
           invoke: {
+            id: "connect",
             src: "connect",
             input: ({ context }) => ({
               local: context.local,
@@ -383,6 +390,7 @@ export const s2sOutMachine = setup({
                 connectionId: event.output.connectionId,
                 peer: event.output.peer,
                 attempts: event.output.attempts,
+                ...(event.output.dns === undefined ? {} : { dns: event.output.dns }),
                 ...(event.output.certificate === undefined ? {} : { certificate: event.output.certificate }),
                 ...(event.output.tlsName === undefined ? {} : { tlsName: event.output.tlsName }),
                 // Each target says how it speaks TLS (XEP-0368 mixes both kinds in one order).
@@ -396,6 +404,7 @@ export const s2sOutMachine = setup({
                 return {
                   failure: { condition: failure.condition, text: failure.text },
                   attempts: failure.attempts,
+                  dns: failure.dns,
                 };
               }),
             },
@@ -406,6 +415,16 @@ export const s2sOutMachine = setup({
               actions: {
                 type: "fail",
                 params: { condition: "remote-server-timeout", text: "server shutting down" },
+              },
+            },
+            ADMIN_CLOSE: {
+              target: "failed",
+              actions: {
+                type: "fail",
+                params: ({ event }) => ({
+                  condition: "remote-server-timeout" as const,
+                  text: `connection attempt abandoned by ${event.by}`,
+                }),
               },
             },
           },
@@ -461,6 +480,10 @@ export const s2sOutMachine = setup({
                 type: "endStream",
                 params: { condition: "system-shutdown", text: "Server is shutting down" },
               },
+            },
+            ADMIN_CLOSE: {
+              target: ".closing",
+              actions: { type: "endStream", params: ({ event }) => ({ detail: `closed by ${event.by}` }) },
             },
             ELEMENT: [
               {
