@@ -12,6 +12,7 @@ import { X509Certificate } from "node:crypto";
 import {
   TLSSocket,
   connect as tlsConnect,
+  type CipherNameAndProtocol,
   type ConnectionOptions,
   type DetailedPeerCertificate,
   type TLSSocketOptions,
@@ -49,6 +50,13 @@ export interface TransportOptions {
   traffic?: (direction: "in" | "out", bytes: number, tls: "none" | "starttls" | "direct") => void;
 }
 
+export interface TransportEndpoints {
+  local: { address: string; port: number };
+  remote: { address: string; port: number };
+  /** Negotiated TLS (protocol version, IANA cipher suite name), when the stream is encrypted. */
+  tls?: { version: string; cipher: string };
+}
+
 export class XmppTransport {
   readonly id: string;
   /** The current socket: the TCP one, or the TLS socket wrapping it after STARTTLS. */
@@ -57,6 +65,11 @@ export class XmppTransport {
   tls: "none" | "starttls" | "direct";
   bytesIn = 0;
   bytesOut = 0;
+  /** For seed 000's "connection start", "stanza count" and "last used" (stanzas only, either way). */
+  readonly startedAt = Date.now();
+  stanzasIn = 0;
+  stanzasOut = 0;
+  lastStanzaAt: number | undefined;
   private readonly parser: StreamParser;
   private readonly options: TransportOptions;
   private sink: ((event: TransportEvent) => void) | undefined;
@@ -86,8 +99,11 @@ export class XmppTransport {
         },
         onElement: (element) => {
           // Only stanzas take the fast path; anything else (dialback, a peer's stream error) is control.
-          if (this.stanzaSink && !this.closing && stanzaKind(element) !== undefined) this.stanzaSink(element);
-          else this.emit({ type: "ELEMENT", element });
+          if (this.stanzaSink && !this.closing && stanzaKind(element) !== undefined) {
+            this.stanzasIn++;
+            this.lastStanzaAt = Date.now();
+            this.stanzaSink(element);
+          } else this.emit({ type: "ELEMENT", element });
         },
         onEnd: () => {
           this.peerEnded = true;
@@ -136,6 +152,22 @@ export class XmppTransport {
    * RFC 6120 §5.4.3.3: after <proceed/>, TLS starts on the same TCP connection and the stream
    * restarts; anything the peer pipelined after <starttls/> is discarded (the parser is reset).
    */
+  /** The socket's real addresses and its TLS parameters, for the admin views. */
+  endpoints(): TransportEndpoints {
+    const socket = this.socket;
+    // Before the handshake completes there is no protocol nor cipher yet.
+    const cipher =
+      socket instanceof TLSSocket ? (socket.getCipher() as CipherNameAndProtocol | undefined) : undefined;
+    const version = socket instanceof TLSSocket ? socket.getProtocol() : null;
+    const tls =
+      cipher === undefined || version === null ? undefined : { version, cipher: cipher.standardName };
+    return {
+      local: { address: socket.localAddress ?? "", port: socket.localPort ?? 0 },
+      remote: { address: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 },
+      ...(tls === undefined ? {} : { tls }),
+    };
+  }
+
   /** The certificate chain the peer presented (leaf first), empty without TLS or a certificate. */
   peerChain(): X509Certificate[] {
     if (!(this.socket instanceof TLSSocket)) return [];

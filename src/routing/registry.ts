@@ -69,7 +69,14 @@ export class ActorRegistry {
     // Control events only reach machines (never stanzas), so one observer on every actor is cheap.
     this.inspect = {
       next: (event) => {
-        for (const inspector of this.inspectors) inspector(event);
+        for (const inspector of this.inspectors) {
+          // An observer's bug must not break the actor being observed (XState calls us inside it).
+          try {
+            inspector(event);
+          } catch (err) {
+            this.log.error(`inspector failed: ${describe(err)}`);
+          }
+        }
       },
     };
     this.router = createActor(routerMachine, {

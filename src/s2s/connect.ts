@@ -31,6 +31,42 @@ export interface ConnectOptions {
   /** Judges the remote certificate (direct TLS: right after connecting). */
   checkCertificate?: CertificateCheck;
   counters?: StanzaCounters;
+  /** Where the attempt is, while it runs (seed 000's "pending IPs" and "connection results"). */
+  progress?: ConnectProgress;
+}
+
+export interface ConnectState {
+  /** What DNS answered: one line per target, then its notes. */
+  dns: string[];
+  /** Addresses not tried yet. */
+  pending: string[];
+  /** One line per address tried. */
+  results: string[];
+}
+
+/** The live state of running connect steps, by the connect actor (the admin tree reads it). */
+export class ConnectProgress {
+  private readonly running = new WeakMap<object, ConnectState>();
+
+  of(connectActor: object): ConnectState | undefined {
+    return this.running.get(connectActor);
+  }
+
+  set(connectActor: object, state: ConnectState): void {
+    this.running.set(connectActor, state);
+  }
+}
+
+/** A target as seed 000 prints addresses: `ip:port`, IPv6 in brackets. */
+const where = (target: Target): string =>
+  `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+
+export function dnsLines(resolved: { targets: Target[]; notes: string[]; failure?: string }): string[] {
+  return [
+    ...resolved.targets.map((t) => `${where(t)}${t.directTls ? " (direct TLS)" : ""} via ${t.via}`),
+    ...resolved.notes,
+    ...(resolved.failure === undefined ? [] : [resolved.failure]),
+  ];
 }
 
 export class ConnectFailure extends Error implements LinkFailure {
@@ -38,6 +74,7 @@ export class ConnectFailure extends Error implements LinkFailure {
     readonly condition: LinkFailure["condition"],
     readonly text: string,
     readonly attempts: string[],
+    readonly dns: string[] = [],
   ) {
     super(text);
   }
@@ -102,20 +139,25 @@ function attemptResult(err: unknown, directTls: boolean): ConnectResult {
 class TimeoutError extends Error {}
 
 export function connectActor(options: ConnectOptions) {
-  return fromPromise<ConnectOutput, ConnectInput>(async ({ input, signal }) => {
+  return fromPromise<ConnectOutput, ConnectInput>(async ({ input, signal, self }) => {
     const resolved = await resolveTargets(input.remote, { ...options.resolve, signal });
     const counters = options.counters;
+    const dns = dnsLines(resolved);
     if (resolved.targets.length === 0) {
       counters?.connectAttempt(resolved.failureKind === "dns-error" ? "dns_timeout" : "dns_nxdomain");
       throw new ConnectFailure(
         "remote-server-not-found",
         resolved.failure ?? `DNS: no address for ${input.remote}`,
         resolved.notes,
+        dns,
       );
     }
     const attempts: string[] = [];
+    const progress: ConnectState = { dns, pending: resolved.targets.map(where), results: attempts };
+    options.progress?.set(self, progress);
     for (const target of resolved.targets) {
-      const where = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+      const at = where(target);
+      progress.pending.shift();
       try {
         const socket = await open(
           target,
@@ -124,7 +166,7 @@ export function connectActor(options: ConnectOptions) {
           signal,
           options.clientTls?.(input.local) ?? {},
         );
-        attempts.push(`${where}: connected${target.directTls ? " (direct TLS)" : ""} (${target.via})`);
+        attempts.push(`${at}: connected${target.directTls ? " (direct TLS)" : ""} (${target.via})`);
         const connectionId = options.newId();
         const transport = new XmppTransport({
           id: connectionId,
@@ -152,8 +194,9 @@ export function connectActor(options: ConnectOptions) {
             : undefined;
         return {
           connectionId,
-          peer: where,
+          peer: at,
           attempts,
+          dns,
           directTls: target.directTls,
           ...(target.tlsName === undefined ? {} : { tlsName: target.tlsName }),
           ...(certificate === undefined ? {} : { certificate }),
@@ -161,13 +204,14 @@ export function connectActor(options: ConnectOptions) {
       } catch (err) {
         if (signal.aborted) throw err;
         counters?.connectAttempt(attemptResult(err, target.directTls));
-        attempts.push(`${where}: ${err instanceof Error ? err.message : String(err)} (${target.via})`);
+        attempts.push(`${at}: ${err instanceof Error ? err.message : String(err)} (${target.via})`);
       }
     }
     throw new ConnectFailure(
       "remote-server-timeout",
       `could not connect to ${input.remote}: ${attempts.join("; ")}`,
       attempts,
+      dns,
     );
   });
 }

@@ -103,6 +103,8 @@ export class OutboundBuffer {
       this.counters?.stanza("s2s", "out", stanza.local);
       this.counters?.remote(this.remote, "out");
       this.lastUsed = Date.now();
+      writer.stanzasOut++;
+      writer.lastStanzaAt = this.lastUsed;
     } else {
       // The connection is closing under us: keep the stanza for the next one.
       const size = bytes ?? Buffer.byteLength(xml);

@@ -15,7 +15,7 @@ import { resolveOptionsFromConfig } from "../dns/resolve.js";
 import { transportActor, type TransportTable } from "../net/transportActor.js";
 import type { ActorRegistry } from "../routing/registry.js";
 import type { RemoteRoute } from "../routing/stanzaRouter.js";
-import { connectActor } from "./connect.js";
+import { connectActor, type ConnectProgress } from "./connect.js";
 import { shaperFor } from "../net/shaper.js";
 import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
 import type { FederationPolicy } from "./policy.js";
@@ -38,6 +38,8 @@ export interface OutgoingOptions {
   s2sOut: ReturnType<typeof provideS2sOut>;
   trust: Trust;
   counters: StanzaCounters;
+  /** Told when policy refuses a remote domain before any connection (for the link history). */
+  onRefused?: (local: string, remote: string, text: string) => void;
 }
 
 const pair = (local: string, remote: string): string => `${local} ${remote}`;
@@ -50,6 +52,7 @@ export function provideS2sOut(options: {
   newId: () => string;
   trust: Trust;
   counters: StanzaCounters;
+  progress?: ConnectProgress;
 }) {
   const { trust } = options;
   const outgoing = options.config.s2s.outgoing;
@@ -67,6 +70,7 @@ export function provideS2sOut(options: {
         clientTls: (local) => trust.certificates.clientOptions(local),
         counters: options.counters,
         checkCertificate: trust.outgoing,
+        ...(options.progress === undefined ? {} : { progress: options.progress }),
       }),
       transport: transportActor(options.transports),
     },
@@ -145,6 +149,11 @@ export class OutgoingLinks implements RemoteRoute {
       if (!this.options.policy(to.domain)) {
         this.options.log.notice(`refusing to send to ${to.domain}: denied by default_policy/host_policy`);
         this.options.counters.connectAttempt("policy_denied");
+        this.options.onRefused?.(
+          from.domain,
+          to.domain,
+          `federation with ${to.domain} is not allowed (default_policy/host_policy)`,
+        );
         this.options.bounce(
           stanza,
           "remote-server-not-found",
