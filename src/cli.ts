@@ -3,6 +3,7 @@
  * The `ferry` command.
  *   ferry [--config FILE] [--log-format text|json]   run the server (default: the shipped ferry.toml)
  *   ferry check-config FILE                            validate FILE, print the effective config
+ *   ferry connections | ferry link DOMAIN              a running server's S2S connections / link history
  * Exit codes: 0 success, 1 bad configuration or start-up failure, 2 bad usage.
  */
 import { parseArgs } from "node:util";
@@ -11,6 +12,7 @@ import { ConfigError, loadConfigFile } from "./config/load.js";
 import { formatEffectiveConfig } from "./config/effective.js";
 import { createLogger, type LogFormat } from "./log.js";
 import { runServer } from "./main.js";
+import { runIntrospectionCommand } from "./admin/introspection/cliCommands.js";
 
 /** The embedded default configuration, shipped at the package root. */
 export const DEFAULT_CONFIG = fileURLToPath(new URL("../../ferry.toml", import.meta.url));
@@ -18,9 +20,17 @@ export const DEFAULT_CONFIG = fileURLToPath(new URL("../../ferry.toml", import.m
 const USAGE = `usage:
   ferry [--config FILE] [--log-format text|json]   run the server (default config: ${DEFAULT_CONFIG})
   ferry check-config FILE                            validate FILE and print the effective configuration
+  ferry connections [--config FILE | --url URL] [--token TOKEN] [--json]
+                                                     a running server's S2S connections (HTTP API)
+  ferry link DOMAIN [--config FILE | --url URL] [--token TOKEN] [--json]
+                                                     the recent link attempts towards DOMAIN
   ferry --help | --version`;
 
 async function main(argv: string[]): Promise<number> {
+  // Client commands have their own options.
+  const [first, ...args] = argv;
+  if (first === "connections" || first === "link")
+    return runIntrospectionCommand(first, args, DEFAULT_CONFIG);
   let parsed;
   try {
     parsed = parseArgs({

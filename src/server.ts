@@ -35,7 +35,17 @@ import { OutgoingLinks, provideS2sOut } from "./s2s/outgoing.js";
 import { federationPolicy } from "./s2s/policy.js";
 import { loadTrust, type Trust } from "./s2s/trust.js";
 import type { StartTlsOffer } from "./xmpp/features.js";
+import type { Element } from "./xml/element.js";
+import type { Jid } from "./xmpp/jid.js";
+import type { StanzaErrorCondition } from "./xmpp/stanzaErrors.js";
 import { NS } from "./xmpp/namespaces.js";
+import { ConnectProgress } from "./s2s/connect.js";
+import { StateClock } from "./admin/introspection/stateClock.js";
+import { LinkHistory } from "./admin/introspection/linkHistory.js";
+import { Introspection } from "./admin/introspection/introspection.js";
+import { IntrospectionService } from "./admin/introspection/discoService.js";
+import { registerIntrospectionApi } from "./admin/introspection/httpApi.js";
+import type { HostedDomains } from "./routing/stanzaRouter.js";
 
 export interface FerryServer {
   readonly registry: ActorRegistry;
@@ -48,6 +58,8 @@ export interface FerryServer {
   readonly http: HttpRoutes;
   /** The live feed behind /debug/actors (subscribed to the actors only while someone watches). */
   readonly actorsFeed: ActorsFeed;
+  /** The S2S connections and link history behind the disco tree and /api/connections. */
+  readonly introspection: Introspection;
   /** Drains and closes everything; resolves when done. Safe to call more than once. */
   stop(): Promise<void>;
   /** Re-reads every certificate (SIGHUP); established streams keep theirs. */
@@ -133,24 +145,36 @@ export async function startServer(
   const components = new ComponentTable();
   // The router and the hosted domains refer to each other (replies are routed); bind late.
   const routeLog = log.child("SYS", "router");
-  const router: StanzaRouter = new StanzaRouter(
+  const send = (stanza: Element, from: Jid, to: Jid): void => {
+    router.route(stanza, from, to);
+  };
+  const bounceLate = (stanza: Element, condition: StanzaErrorCondition, text: string): void => {
+    router.bounce(stanza, condition, text);
+  };
+  const hosted = hostedDomains({
+    hosts,
+    discoItems: config.general.disco_items,
     components,
-    hostedDomains({
-      hosts,
-      discoItems: config.general.disco_items,
-      components,
-      counters,
-      send: (stanza, from, to) => {
-        router.route(stanza, from, to);
-      },
-      bounce: (stanza, condition, text) => {
-        router.bounce(stanza, condition, text);
-      },
-    }),
     counters,
-    routeLog,
-  );
-  const bounce = router.bounce.bind(router);
+    send,
+    bounce: bounceLate,
+  });
+  // seed 000: the introspection address is served by the server itself, like its hosts.
+  const introspectionAddress = config.s2s.introspection.address;
+  // Built once the outgoing links exist (it reads their queues); the router needs this first.
+  const late: { introspection?: IntrospectionService } = {};
+  const served: HostedDomains = {
+    has: (domain) => domain === introspectionAddress || hosted.has(domain),
+    deliver: (stanza, from, to) => {
+      const service = late.introspection;
+      if (to.domain === introspectionAddress && service !== undefined) {
+        if (to.local === "" && to.resource === "") service.deliver(stanza, from, to);
+        else bounceLate(stanza, "service-unavailable", `no entity ${to.toString()}`);
+      } else hosted.deliver(stanza, from, to);
+    },
+  };
+  const router: StanzaRouter = new StanzaRouter(components, served, counters, routeLog);
+  const bounce = bounceLate;
 
   async function serve<TLogic extends AnyStateMachine>(
     listener: Config["listen"]["s2s"][number] | Config["listen"]["service"][number],
@@ -219,10 +243,18 @@ export async function startServer(
   // Federation: ours are the hosted domains and every domain a component serves (or served).
   const hostSet = new Set(hosts);
   const isLocal = (domain: string): boolean =>
-    hostSet.has(domain) || components.get(domain) !== undefined || components.isAway(domain);
+    hostSet.has(domain) ||
+    domain === introspectionAddress ||
+    components.get(domain) !== undefined ||
+    components.isAway(domain);
   const policy = federationPolicy(config.s2s);
   const trust = loadTrust(config, log);
-  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId, trust, counters });
+  const progress = new ConnectProgress();
+  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId, trust, counters, progress });
+  const clock = new StateClock();
+  const linkHistory = new LinkHistory(config.s2s.introspection.history, transports);
+  registry.addInspector(clock.observe);
+  registry.addInspector(linkHistory.observe);
   const outgoingLinks = new OutgoingLinks({
     config,
     registry,
@@ -235,8 +267,34 @@ export async function startServer(
     s2sOut,
     trust,
     counters,
+    onRefused: (local, remote, text) => {
+      linkHistory.refused(local, remote, text);
+    },
   });
   router.remote = outgoingLinks;
+  const introspection = new Introspection(
+    {
+      registry,
+      transports,
+      clock,
+      progress,
+      pendingStanzas: (local, remote) => outgoingLinks.buffer(local, remote)?.size ?? 0,
+    },
+    linkHistory,
+    registry,
+  );
+  const browsers = ["global", "s2s"]
+    .filter((list) => Object.hasOwn(config.access, list))
+    .map((list) => compileAccess(list, config.access));
+  late.introspection = new IntrospectionService({
+    address: introspectionAddress,
+    introspection,
+    mayBrowse: (jid) => browsers.some((allowed) => allowed(jid)),
+    counters,
+    send,
+    bounce: bounceLate,
+  });
+  registerIntrospectionApi(http, introspection);
 
   const metrics = createMetrics({
     registry,
@@ -280,7 +338,12 @@ export async function startServer(
     for (const [index, listener] of config.listen.http.entries()) {
       try {
         const server = await listenHttp(
-          { port: listener.port, host: listener.ip_address },
+          {
+            port: listener.port,
+            host: listener.ip_address,
+            apiToken: listener.api_token,
+            probePrivate: listener.probe_private,
+          },
           http,
           log.child("HTTP"),
         );
@@ -441,6 +504,7 @@ export async function startServer(
     addresses,
     http,
     actorsFeed,
+    introspection,
     trust,
     reloadCertificates: () => trust.certificates.reload(),
     stop: () => {

@@ -364,6 +364,10 @@ const s2s = table({
     address: doc(domain().optional(), "Ferry: address of the S2S introspection disco tree (seed 000).", {
       docDefault: '"s2s." + first of `general.hosts`',
     }),
+    history: doc(
+      positiveInt().default(20),
+      "Ferry: how many recent link attempts are kept per remote domain (the `links` node, `/api/links`).",
+    ),
   }).prefault({}),
   outgoing: s2sOutgoing.prefault({}),
 });
@@ -544,7 +548,10 @@ function fillDerived(c: Parsed) {
   const firstHost = c.general.hosts[0] ?? "localhost";
   return {
     ...c,
-    s2s: { ...c.s2s, introspection: { address: c.s2s.introspection.address ?? `s2s.${firstHost}` } },
+    s2s: {
+      ...c.s2s,
+      introspection: { ...c.s2s.introspection, address: c.s2s.introspection.address ?? `s2s.${firstHost}` },
+    },
   };
 }
 

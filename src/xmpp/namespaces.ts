@@ -13,6 +13,8 @@ export const NS = {
   DISCO_INFO: "http://jabber.org/protocol/disco#info",
   DISCO_ITEMS: "http://jabber.org/protocol/disco#items",
   PING: "urn:xmpp:ping",
+  COMMANDS: "http://jabber.org/protocol/commands",
+  DATA: "jabber:x:data",
   XML: "http://www.w3.org/XML/1998/namespace",
 } as const;
 

@@ -102,6 +102,15 @@ function incoming(side: Side): { certificate?: { ok: boolean; reason?: string };
     );
 }
 
+/** One connection's fields as the admin tree (disco and /api/connections) shows them. */
+function adminFields(side: Side, group: string, name: string | RegExp): Map<string, string> {
+  const entry = side.server.introspection
+    .connections()
+    .find((c) => c.group === group && (typeof name === "string" ? c.name === name : name.test(c.name)));
+  assert.ok(entry, `${name.toString()} in ${group}`);
+  return new Map(entry.fields.map((f) => [f.var, f.values.join("; ")]));
+}
+
 const message = (from: string, to: string, body: string, id: string): string =>
   `<message from='${from}' to='${to}' id='${id}' type='chat'><body>${body}</body></message>`;
 
@@ -157,6 +166,16 @@ describe("trust between two Ferry servers", () => {
       assert.equal(link(a, "svc.a.example", "svc.b.example").auth, "external");
       assert.equal(link(b, "svc.b.example", "svc.a.example").auth, "external");
       assert.deepEqual(link(a, "svc.a.example", "svc.b.example").certificate?.ok, true);
+      // The admin view (issue 7) says the same: TLS version and cipher, verdict, method.
+      const out = adminFields(a, "established-outgoing", "svc.b.example/svc.a.example");
+      assert.match(out.get("tls") ?? "", /^STARTTLS, TLSv1\.[23], TLS_/);
+      assert.match(out.get("ip-port") ?? "", / \(TLS TLSv1\.[23] TLS_\w+\)$/);
+      assert.match(out.get("certificate") ?? "", /^valid \(names: b\.example, \*\.b\.example\)$/);
+      assert.equal(out.get("authentication"), "SASL EXTERNAL");
+      assert.equal(out.get("connection-state"), "successfully authenticated using SASL");
+      const inc = adminFields(b, "established-incoming", /@svc\.b\.example\/svc\.a\.example$/);
+      assert.equal(inc.get("authentication"), "SASL EXTERNAL");
+      assert.match(inc.get("certificate") ?? "", /^valid /);
       assert.ok(
         ![...a.server.registry.keys(), ...b.server.registry.keys()].some((k) => k.startsWith("verify:")),
         "no dialback verification was needed",
@@ -179,6 +198,10 @@ describe("trust between two Ferry servers", () => {
       assert.ok(verdict, "the verdict is kept on the connection");
       assert.equal(verdict.ok, false);
       assert.equal(verdict.reason, "expired");
+      assert.match(
+        adminFields(a, "established-outgoing", "svc.b.example/svc.a.example").get("certificate") ?? "",
+        /^invalid: expired /,
+      );
       // B's own outgoing link could not use EXTERNAL (A refused B's certificate): dialback.
       assert.equal(link(b, "svc.b.example", "svc.a.example").auth, "dialback");
       assert.ok(

@@ -8,6 +8,9 @@ declare module "@xmpp/component" {
     is(name: string, xmlns?: string): boolean;
     getChild(name: string, xmlns?: string): XmlElement | undefined;
     getChildText(name: string, xmlns?: string): string | null;
+    getChildren(name: string, xmlns?: string): XmlElement[];
+    getText(): string;
+    children: (XmlElement | string)[];
     toString(): string;
   }
 
@@ -16,6 +19,10 @@ declare module "@xmpp/component" {
     stop(): Promise<unknown>;
     send(element: XmlElement): Promise<void>;
     reconnect: { stop(): void };
+    /** Sends an iq and resolves with its result; rejects with a StanzaError (`condition`, `type`). */
+    iqCaller: {
+      request(stanza: XmlElement, timeoutMs?: number): Promise<XmlElement>;
+    };
   }
 
   export function component(options: { service: string; domain: string; password: string }): Component;
