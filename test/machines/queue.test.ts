@@ -290,6 +290,26 @@ describe("queue machine", () => {
     assert.equal(q.recorded.connInputs.length, 1);
   });
 
+  it("RETRY (an administrator's 'retry link now') clears the backoff and connects at once", () => {
+    const q = start({ maxRetryDelayMs: 600_000 });
+    q.actor.send({ type: "NONEMPTY" });
+    q.conn({ type: "FAIL", failure: timeoutFailure });
+    assert.equal(q.value(), "backoff");
+    assert.equal(q.context().attempt, 1);
+    q.actor.send({ type: "RETRY" });
+    assert.deepEqual(q.value(), { link: "connecting" });
+    assert.equal(q.context().attempt, 0, "the next failure backs off from the start again");
+    assert.equal(q.recorded.connInputs.length, 2);
+  });
+
+  it("RETRY while idle connects even with nothing to send, so the link can be seen coming up", () => {
+    const q = start();
+    q.actor.send({ type: "RETRY" });
+    assert.deepEqual(q.value(), { link: "connecting" });
+    q.conn({ type: "UP", connectionId: "c1" });
+    assert.deepEqual(q.value(), { link: "sending" });
+  });
+
   it("backoff ends in a new link when stanzas are buffered", () => {
     const q = start();
     q.actor.send({ type: "NONEMPTY" });

@@ -188,6 +188,15 @@ describe("s2sIn machine", () => {
     assert.equal(closeCondition(commands), undefined);
   });
 
+  it("ADMIN_CLOSE ends the stream in order, without a stream error", () => {
+    const { actor, commands } = start();
+    actor.send({ type: "STREAM_HEADER", header: header() });
+    actor.send({ type: "ADMIN_CLOSE", by: "admin@example.org" });
+    assert.equal(closeCondition(commands), undefined);
+    assert.equal(actor.getSnapshot().value, "closing");
+    assert.equal(actor.getSnapshot().context.closeReason, "closed");
+  });
+
   it("ends with <system-shutdown/> on SHUTDOWN and finishes when the socket closes", () => {
     const { actor, commands, transportStopped } = start();
     actor.send({ type: "STREAM_HEADER", header: header() });

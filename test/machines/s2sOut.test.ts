@@ -14,6 +14,7 @@ import type {
   PeerStreamHeader,
   TransportCommand,
   TransportEvent,
+  AdminCloseEvent,
 } from "../../machines/events.js";
 import { Element, el } from "../../src/xml/element.js";
 import { NS } from "../../src/xmpp/namespaces.js";
@@ -170,7 +171,7 @@ function start(input: Partial<S2sOutInput> = {}, fakes: Fakes = {}) {
     parentEvents,
     outputs,
     transportStarts,
-    send: (event: TransportEvent | { type: "SHUTDOWN" }) => {
+    send: (event: TransportEvent | { type: "SHUTDOWN" } | AdminCloseEvent) => {
       child().send(event);
     },
     link: (): unknown => child().getSnapshot().value.link,
@@ -666,6 +667,22 @@ describe("s2sOut machine: timeouts and stream ends", () => {
       text: "the remote server broke the stream: unclosed tag",
       kind: "stream_error",
     });
+  });
+
+  it("ADMIN_CLOSE on an established link closes it in order and ends without a failure", async () => {
+    const h = await toDialbackSent();
+    h.send({ type: "ELEMENT", element: dbResult(REMOTE, LOCAL, "valid") });
+    h.send({ type: "ADMIN_CLOSE", by: "HTTP API" });
+    assert.deepEqual(closes(h.commands), [{ type: "CLOSE_STREAM" }]);
+    h.send({ type: "SOCKET_CLOSED" });
+    assert.equal(h.output().failure, undefined, "the queue reconnects when it has stanzas, no backoff");
+  });
+
+  it("ADMIN_CLOSE mid dialback is a failure (the queued stanzas are bounced)", async () => {
+    const h = await toDialbackSent();
+    h.send({ type: "ADMIN_CLOSE", by: "HTTP API" });
+    h.send({ type: "SOCKET_CLOSED" });
+    assert.ok(h.output().failure);
   });
 
   it("SHUTDOWN closes with <system-shutdown/> and ends without a failure", async () => {
