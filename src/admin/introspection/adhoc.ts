@@ -115,7 +115,6 @@ export class AdHocCommands {
         ),
       );
     }
-    const domains = this.introspection.history.list();
     return command.append(
       dataForm(
         "form",
@@ -125,7 +124,7 @@ export class AdHocCommands {
             var: "domain",
             label: "Remote domain",
             type: "text-single",
-            values: domains.slice(0, 1),
+            values: [],
             required: true,
           },
         ],

@@ -42,7 +42,7 @@ export interface ProsodyOptions {
   s2sPort?: number;
   componentPort?: number;
   c2sPort?: number;
-  /** Modules beyond disco, dialback, ping (+ tls, saslauth with `tls`), e.g. "smacks". */
+  /** Modules beyond disco, dialback, ping (+ tls with `tls`, saslauth with `tls` or users), e.g. "smacks". */
   modules?: string[];
   /** Lua appended to the global section, e.g. `s2s_timeout = 5`. */
   extraConfig?: string;
@@ -78,7 +78,9 @@ export function prosodyConfig(options: ProsodyOptions, dir: string): string {
     "disco",
     "dialback",
     "ping",
-    ...(tls ? ["tls", "saslauth"] : []),
+    ...(tls ? ["tls"] : []),
+    // Accounts log in with SASL (c2s), certificates authenticate servers (SASL EXTERNAL).
+    ...(tls || users.length > 0 ? ["saslauth"] : []),
     ...(options.modules ?? []),
   ];
   const global = [
