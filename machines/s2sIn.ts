@@ -114,6 +114,8 @@ export const s2sInMachine = setup({
     isStanza: ({ event }) => event.type === "ELEMENT" && stanzaKind(event.element) !== undefined,
     isPeerStreamError: ({ event }) =>
       event.type === "ELEMENT" && event.element.local === "error" && event.element.ns === NS.STREAM,
+    isSmEnable: ({ event }) =>
+      event.type === "ELEMENT" && event.element.local === "enable" && event.element.ns === NS.SM,
     isStartTls: ({ event }) =>
       event.type === "ELEMENT" && event.element.local === "starttls" && event.element.ns === NS.TLS,
     tlsOffered: ({ context }) => context.starttls !== "none" && !context.secure,
@@ -183,8 +185,15 @@ export const s2sInMachine = setup({
           starttls: context.secure ? "none" : context.starttls,
           dialback: true,
           ...(external ? { saslMechanisms: ["EXTERNAL"] } : {}),
+          streamManagement: true,
         }),
       } satisfies TransportCommand);
+    }),
+    // Provided by src/: start counting handled stanzas and answer <enabled/>.
+    enableSm: () => undefined,
+    refuseSm: sendTo("transport", {
+      type: "SEND" as const,
+      element: el("failed", { xmlns: NS.SM }, el("unexpected-request", { xmlns: NS.STANZA_ERRORS })),
     }),
     // Provided by src/: the peer certificate's verdict for the stream's `from` (after TLS).
     checkCertificate: () => undefined,
@@ -349,6 +358,9 @@ export const s2sInMachine = setup({
         actions: { type: "endStream", params: { detail: "peer sent a stream error" } },
       },
       { guard: "isDbVerifyRequest", actions: "answerVerify" },
+      // XEP-0198: acks count stanzas, so only once a domain may send them on this stream.
+      { guard: and(["isSmEnable", stateIn("#s2sIn.established")]), actions: "enableSm" },
+      { guard: "isSmEnable", actions: "refuseSm" },
       { guard: and(["isDbResultRequest", not("dbTargetServed")]), actions: "sendDialbackError" },
       {
         guard: and(["isDbResultRequest", not("dbOriginAllowed")]),

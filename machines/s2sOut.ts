@@ -303,6 +303,8 @@ export const s2sOutMachine = setup({
         valid: db?.type === "valid",
       } satisfies S2sOutParentEvent;
     }),
+    // Provided by src/: XEP-0198 acks when the peer offered urn:xmpp:sm:3 (stanzas follow at once).
+    enableSm: () => undefined,
     linkUp: sendParent(
       ({ context }) =>
         ({
@@ -659,7 +661,7 @@ export const s2sOutMachine = setup({
                   after: timedOut("(stream restart after SASL)"),
                 },
                 authenticated: {
-                  entry: [assign({ auth: "external" as const }), "markUp", "linkUp", "watchIdle"],
+                  entry: [assign({ auth: "external" as const }), "markUp", "enableSm", "linkUp", "watchIdle"],
                 },
               },
             },
@@ -726,7 +728,7 @@ export const s2sOutMachine = setup({
             },
             // "we had success with our dialback request": stanzas may flow (not through here).
             dialbackSucceeded: {
-              entry: [assign({ auth: "dialback" as const }), "markUp", "linkUp", "watchIdle"],
+              entry: [assign({ auth: "dialback" as const }), "markUp", "enableSm", "linkUp", "watchIdle"],
             },
             // "dialback failed".
             dialbackFailed: {

@@ -25,6 +25,8 @@ import { StreamParser, type StreamHeader } from "../xml/streamParser.js";
 import { streamError, type StreamErrorCondition } from "../xmpp/streamErrors.js";
 import { stanzaKind } from "../xmpp/stanzaErrors.js";
 import type { Shaper } from "./shaper.js";
+import type { SmInbound, SmOutbound } from "../s2s/streamManagement.js";
+import { NS } from "../xmpp/namespaces.js";
 
 export interface TransportOptions {
   id: string;
@@ -86,6 +88,9 @@ export class XmppTransport {
    * (ARCHITECTURE.md principle 1: no statechart event per stanza).
    */
   stanzaSink: ((stanza: Element) => void) | undefined;
+  /** XEP-0198 on this stream, once enabled (src/s2s/streamManagement.ts). */
+  smOutbound: SmOutbound | undefined;
+  smInbound: SmInbound | undefined;
 
   constructor(options: TransportOptions) {
     this.options = options;
@@ -99,6 +104,11 @@ export class XmppTransport {
         },
         onElement: (element) => {
           // Only stanzas take the fast path; anything else (dialback, a peer's stream error) is control.
+          // XEP-0198 acks go to their counters, not to the machine (several per second).
+          if (element.ns === NS.SM && (this.smOutbound !== undefined || this.smInbound !== undefined)) {
+            this.receiveSm(element);
+            return;
+          }
           if (this.stanzaSink && !this.closing && stanzaKind(element) !== undefined) {
             this.stanzasIn++;
             this.lastStanzaAt = Date.now();
@@ -152,6 +162,15 @@ export class XmppTransport {
    * RFC 6120 §5.4.3.3: after <proceed/>, TLS starts on the same TCP connection and the stream
    * restarts; anything the peer pipelined after <starttls/> is discarded (the parser is reset).
    */
+  private receiveSm(element: Element): void {
+    const ok = this.smOutbound?.receive(element) ?? this.smInbound?.receive(element) ?? true;
+    if (!ok)
+      this.fail(
+        "undefined-condition",
+        "stream management: the peer acknowledged more stanzas than were sent",
+      );
+  }
+
   /** The socket's real addresses and its TLS parameters, for the admin views. */
   endpoints(): TransportEndpoints {
     const socket = this.socket;

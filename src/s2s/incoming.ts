@@ -20,6 +20,7 @@ import type { FederationPolicy } from "./policy.js";
 import type { provideS2sOut } from "./outgoing.js";
 import type { CertificateCheck, Trust } from "./trust.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
+import { SmInbound } from "./streamManagement.js";
 
 export interface IncomingOptions {
   config: Config;
@@ -71,6 +72,7 @@ export function remoteIngress(
     }
     counters.remote(from.domain, "in");
     router.route(stanza, from, to);
+    transport.smInbound?.handled();
   };
 }
 
@@ -152,6 +154,10 @@ export function provideS2sIn(options: IncomingOptions) {
             });
           },
         });
+      },
+      enableSm: ({ context }) => {
+        const transport = transportOf(context);
+        if (transport && transport.smInbound === undefined) transport.smInbound = new SmInbound(transport);
       },
       openStanzaPath: ({ context, self }) => {
         const transport = transportOf(context);

@@ -50,7 +50,13 @@ export class OutboundBuffer {
 
   push(stanza: Element): void {
     const writer = this.writer;
-    if (writer && this.items.length === 0 && writer.isOpen && !writer.congested) {
+    if (
+      writer &&
+      this.items.length === 0 &&
+      writer.isOpen &&
+      !writer.congested &&
+      writer.smOutbound?.full !== true
+    ) {
       this.write(writer, stanza, serialize(stanza));
       return;
     }
@@ -66,16 +72,40 @@ export class OutboundBuffer {
     if (writer) this.flush();
   }
 
+  private ackScheduled = false;
+
+  private requestAckSoon(writer: XmppTransport): void {
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => {
+      this.ackScheduled = false;
+      writer.smOutbound?.requestAck();
+    });
+  }
+
   /** The queue's connection is established: write what waited, and keep writing directly. */
   attach(transport: XmppTransport): void {
     this.writer = transport;
     transport.onDrain(this.flushOnDrain);
+    if (transport.smOutbound) transport.smOutbound.onRoom = this.flushOnDrain;
     this.flush();
   }
 
-  detach(): void {
-    this.writer?.socket.off("drain", this.flushOnDrain);
+  /**
+   * The connection is gone. With XEP-0198, what it did not acknowledge comes back to the front of
+   * the queue: sent again on the next connection, or bounced if the queue gives up. Returns how many.
+   */
+  detach(): number {
+    const writer = this.writer;
+    writer?.socket.off("drain", this.flushOnDrain);
     this.writer = undefined;
+    const unacked = writer?.smOutbound?.takeUnacked() ?? [];
+    if (unacked.length > 0) {
+      this.items.unshift(...unacked);
+      for (const item of unacked) this.bytes += item.bytes;
+      this.sent -= unacked.length;
+    }
+    return unacked.length;
   }
 
   /** The link failed (or the server stops): every waiting stanza goes back to its sender. */
@@ -89,16 +119,23 @@ export class OutboundBuffer {
   private flush(): void {
     const writer = this.writer;
     if (!writer) return;
-    while (this.items.length > 0 && writer.isOpen && !writer.congested) {
+    while (this.items.length > 0 && writer.isOpen && !writer.congested && writer.smOutbound?.full !== true) {
       const item = this.items.shift();
       if (item === undefined) break;
       this.bytes -= item.bytes;
       this.write(writer, item.stanza, item.xml, item.bytes);
     }
+    writer.smOutbound?.requestAck();
   }
 
   private write(writer: XmppTransport, stanza: Element, xml: string, bytes?: number): void {
     if (writer.sendSerialized(xml)) {
+      const sm = writer.smOutbound;
+      if (sm !== undefined) {
+        sm.track({ stanza, xml, bytes: bytes ?? Buffer.byteLength(xml) });
+        // A direct write (no flush follows): one <r/> per tick covers the whole burst.
+        if (bytes === undefined) this.requestAckSoon(writer);
+      }
       this.sent++;
       this.counters?.stanza("s2s", "out", stanza.local);
       this.counters?.remote(this.remote, "out");

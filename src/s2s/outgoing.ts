@@ -16,6 +16,7 @@ import { transportActor, type TransportTable } from "../net/transportActor.js";
 import type { ActorRegistry } from "../routing/registry.js";
 import type { RemoteRoute } from "../routing/stanzaRouter.js";
 import { connectActor, type ConnectProgress } from "./connect.js";
+import { SmOutbound } from "./streamManagement.js";
 import { shaperFor } from "../net/shaper.js";
 import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
 import type { FederationPolicy } from "./policy.js";
@@ -81,6 +82,12 @@ export function provideS2sOut(options: {
         if (!transport) return {};
         return { certificate: transport.verdict(context.tlsName ?? context.remote, trust.outgoing) };
       }),
+      // XEP-0198: only a queue's link carries stanzas; a verification's has nothing to count.
+      enableSm: ({ context }) => {
+        const transport = options.transports.get(context.connectionId ?? "");
+        if (!transport || !context.authorize || context.features?.sm !== true) return;
+        transport.smOutbound = new SmOutbound(transport);
+      },
       // XEP-0220 step 1 with a XEP-0185 key over the stream id the receiving server gave us.
       sendDialbackKey: ({ context }) => {
         const transport = options.transports.get(context.connectionId ?? "");
@@ -108,7 +115,14 @@ export class OutgoingLinks implements RemoteRoute {
           const transport = options.transports.get(connectionId);
           if (transport) buffer(context)?.attach(transport);
         },
-        detachLink: ({ context }) => buffer(context)?.detach(),
+        detachLink: ({ context }) => {
+          const requeued = buffer(context)?.detach() ?? 0;
+          if (requeued > 0) {
+            options.log.notice(
+              `${requeued} stanza(s) for ${context.remote} were not acknowledged (XEP-0198): queued again`,
+            );
+          }
+        },
         bounceQueued: ({ context }, failure) => {
           const queued = buffer(context);
           if (queued && queued.size > 0) {

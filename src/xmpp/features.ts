@@ -10,6 +10,8 @@ export interface ServerFeatureOffer {
   dialback: boolean;
   /** SASL mechanisms (EXTERNAL once a certificate is verified, XEP-0178). */
   saslMechanisms?: readonly string[];
+  /** XEP-0198: acknowledgements may be enabled once the stream is authenticated. */
+  streamManagement?: boolean;
 }
 
 export function serverFeatures(offer: ServerFeatureOffer): Element {
@@ -25,6 +27,7 @@ export function serverFeatures(offer: ServerFeatureOffer): Element {
     );
   }
   if (offer.dialback) features.append(el("dialback", { xmlns: NS.DIALBACK_FEATURE }, el("errors")));
+  if (offer.streamManagement === true) features.append(el("sm", { xmlns: NS.SM }, el("optional")));
   return features;
 }
 
@@ -34,6 +37,8 @@ export interface PeerFeatures {
   saslMechanisms: string[];
   dialback: boolean;
   dialbackErrors: boolean;
+  /** XEP-0198 `urn:xmpp:sm:3` offered. */
+  sm: boolean;
 }
 
 export function readFeatures(features: Element): PeerFeatures {
@@ -45,5 +50,6 @@ export function readFeatures(features: Element): PeerFeatures {
     saslMechanisms: mechanisms ? mechanisms.getChildren("mechanism").map((m) => m.text().trim()) : [],
     dialback: dialback !== undefined,
     dialbackErrors: dialback?.getChild("errors") !== undefined,
+    sm: features.getChild("sm", NS.SM) !== undefined,
   };
 }

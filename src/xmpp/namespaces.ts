@@ -14,6 +14,7 @@ export const NS = {
   DISCO_ITEMS: "http://jabber.org/protocol/disco#items",
   PING: "urn:xmpp:ping",
   COMMANDS: "http://jabber.org/protocol/commands",
+  SM: "urn:xmpp:sm:3",
   DATA: "jabber:x:data",
   XML: "http://www.w3.org/XML/1998/namespace",
 } as const;

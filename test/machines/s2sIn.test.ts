@@ -24,6 +24,7 @@ function start(input: Partial<S2sInInput> = {}, fakes: S2sInFakes = {}) {
   const verifyAnswered: Element[] = [];
   const verifications: Element[] = [];
   let stanzaPaths = 0;
+  let smEnabled = 0;
   let stopped = false;
   const machine = s2sInMachine.provide({
     actors: {
@@ -49,6 +50,9 @@ function start(input: Partial<S2sInInput> = {}, fakes: S2sInFakes = {}) {
       openStanzaPath: () => {
         stanzaPaths += 1;
       },
+      enableSm: () => {
+        smEnabled += 1;
+      },
       checkCertificate: assign(() =>
         fakes.certificate === undefined ? {} : { certificate: fakes.certificate },
       ),
@@ -73,6 +77,7 @@ function start(input: Partial<S2sInInput> = {}, fakes: S2sInFakes = {}) {
     commands,
     verifyAnswered,
     verifications,
+    smEnabled: () => smEnabled,
     stanzaPaths: () => stanzaPaths,
     transportStopped: () => stopped,
   };
@@ -249,6 +254,36 @@ const verdict = (
     result,
     ...(reason === undefined ? {} : { reason }),
   }) as const;
+
+describe("s2sIn machine: stream management (XEP-0198)", () => {
+  const enable = new Element("enable", { xmlns: NS.SM }, [], NS.SM);
+
+  it("offers urn:xmpp:sm:3 in its features", () => {
+    const { commands } = opened();
+    const features = sentElements(commands).find((e) => e.name === "stream:features");
+    assert.ok(features?.getChild("sm", NS.SM));
+  });
+
+  it("refuses <enable/> before a domain is authorized (<unexpected-request/>), the stream goes on", () => {
+    const { actor, commands } = opened();
+    actor.send({ type: "ELEMENT", element: enable });
+    const failed = sentElements(commands).at(-1);
+    assert.equal(failed?.name, "failed");
+    assert.ok(failed.getChild("unexpected-request", NS.STANZA_ERRORS));
+    assert.deepEqual(actor.getSnapshot().value, { connecting: "awaitingAuth" });
+  });
+
+  it("enables it once established (src/'s enableSm counts from then on)", () => {
+    const { actor, smEnabled } = opened();
+    actor.send({ type: "ELEMENT", element: enable });
+    assert.equal(smEnabled(), 0);
+    actor.send({ type: "ELEMENT", element: dbResult() });
+    actor.send(verdict("valid"));
+    assert.equal(actor.getSnapshot().value, "established");
+    actor.send({ type: "ELEMENT", element: enable });
+    assert.equal(smEnabled(), 1);
+  });
+});
 
 describe("s2sIn machine: dialback", () => {
   it("hands a <db:verify/> request to answerVerify (authoritative side)", () => {

@@ -1,0 +1,156 @@
+/**
+ * XEP-0198 stream management on S2S streams, without resumption (s2s resumption is undefined):
+ * the acknowledgements alone are what lets "nothing lost" hold when a peer dies with stanzas in
+ * flight. Outgoing: every stanza written after `<enable/>` is kept until the peer's `<a h/>`
+ * covers it; when the stream ends, those still unacknowledged go back to the queue, to be sent on
+ * the next stream or bounced (never both, never neither). Incoming: we count the stanzas we
+ * handled (routed) and answer `<r/>`, and also acknowledge after each burst we read, so that a
+ * sender rarely holds a stanza we already delivered.
+ *
+ * Acks are per batch (one `<r/>` outstanding at a time), never a statechart event per stanza.
+ */
+import { el, type Element } from "../xml/element.js";
+import { NS } from "../xmpp/namespaces.js";
+
+/** h is a 32-bit counter that wraps (XEP-0198 §4). */
+const MOD = 2 ** 32;
+
+/**
+ * Unacknowledged stanzas allowed in flight: bounds the memory they hold and how many could end up
+ * both delivered and bounced when a peer dies (its last acks are lost with the connection).
+ */
+export const SM_WINDOW = 1000;
+
+export interface Written {
+  stanza: Element;
+  xml: string;
+  bytes: number;
+}
+
+interface Writer {
+  send(element: Element): boolean;
+}
+
+export class SmOutbound {
+  /** "pending" after `<enable/>`, until `<enabled/>` or `<failed/>`. */
+  state: "pending" | "on" | "off" = "pending";
+  private unacked: Written[] = [];
+  private acked = 0;
+  private requested = false;
+  /** Called when an ack frees room in the window (the queue writes what waited). */
+  onRoom: (() => void) | undefined;
+
+  constructor(
+    private readonly writer: Writer,
+    private readonly window = SM_WINDOW,
+  ) {
+    writer.send(el("enable", { xmlns: NS.SM }));
+  }
+
+  get pending(): number {
+    return this.unacked.length;
+  }
+
+  /** The window is full: hold further stanzas until the peer acknowledges some. */
+  get full(): boolean {
+    return this.state !== "off" && this.unacked.length >= this.window;
+  }
+
+  /** A stanza was written after `<enable/>`: the peer counts it. */
+  track(item: Written): void {
+    if (this.state !== "off") this.unacked.push(item);
+  }
+
+  /** After a batch of writes: ask for an ack, unless one is already outstanding. */
+  requestAck(): void {
+    if (this.state === "off" || this.requested || this.unacked.length === 0) return;
+    this.requested = true;
+    this.writer.send(el("r", { xmlns: NS.SM }));
+  }
+
+  /** `<enabled/>`, `<failed/>`, `<a/>` or `<r/>` from the peer; false if it broke the protocol. */
+  receive(element: Element): boolean {
+    switch (element.local) {
+      case "enabled":
+        if (this.state === "pending") this.state = "on";
+        this.requestAck();
+        return true;
+      case "failed":
+        // Not enabled after all: what was written is as sent without stream management.
+        this.state = "off";
+        this.unacked = [];
+        this.onRoom?.();
+        return true;
+      case "a":
+        return this.ack(element.attrs.h);
+      case "r":
+        // We receive no stanzas on an outgoing S2S stream.
+        this.writer.send(el("a", { xmlns: NS.SM, h: "0" }));
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  /** The stream is over: what the peer did not acknowledge, oldest first. */
+  takeUnacked(): Written[] {
+    const items = this.state === "off" ? [] : this.unacked;
+    this.unacked = [];
+    this.state = "off";
+    return items;
+  }
+
+  private ack(h: string | undefined): boolean {
+    const value = Number(h);
+    if (h === undefined || !/^\d+$/.test(h) || value >= MOD) return false;
+    const count = (value - this.acked + MOD) % MOD;
+    // XEP-0198 §4: acknowledging more than was sent is an <undefined-condition/> stream error.
+    if (count > this.unacked.length) return false;
+    const wasFull = this.full;
+    this.unacked.splice(0, count);
+    this.acked = value;
+    this.requested = false;
+    if (wasFull && this.unacked.length < this.window) this.onRoom?.();
+    this.requestAck();
+    return true;
+  }
+}
+
+export class SmInbound {
+  private handledCount = 0;
+  private lastAcked = 0;
+  private scheduled = false;
+
+  constructor(private readonly writer: Writer) {
+    writer.send(el("enabled", { xmlns: NS.SM }));
+  }
+
+  /** A stanza from the peer was routed (delivered, queued or bounced): it is ours now. */
+  handled(): void {
+    this.handledCount = (this.handledCount + 1) % MOD;
+    if (this.scheduled) return;
+    // Acknowledge once per burst read (same tick), unasked: XEP-0198 allows an <a/> at any time.
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      if (this.handledCount !== this.lastAcked) this.sendAck();
+    });
+  }
+
+  receive(element: Element): boolean {
+    if (element.local === "r") {
+      this.sendAck();
+      return true;
+    }
+    // Acks for us (we send no stanzas on an incoming stream) and a second <enable/> are ignored.
+    if (element.local === "enable") {
+      this.writer.send(el("failed", { xmlns: NS.SM }, el("unexpected-request", { xmlns: NS.STANZA_ERRORS })));
+    }
+    return true;
+  }
+
+  private sendAck(): void {
+    this.lastAcked = this.handledCount;
+    this.writer.send(el("a", { xmlns: NS.SM, h: String(this.handledCount) }));
+  }
+}

@@ -1,0 +1,99 @@
+/** XEP-0198 counters on S2S streams: what is sent on the wire, what is kept, what comes back. */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { SmInbound, SmOutbound } from "../../src/s2s/streamManagement.js";
+import { Element, el } from "../../src/xml/element.js";
+import { serialize } from "../../src/xml/serialize.js";
+import { NS } from "../../src/xmpp/namespaces.js";
+
+function writer(): { sent: string[]; send: (e: Element) => boolean } {
+  const sent: string[] = [];
+  return {
+    sent,
+    send: (e) => {
+      sent.push(serialize(e));
+      return true;
+    },
+  };
+}
+
+const sm = (name: string, attrs: Record<string, string> = {}): Element =>
+  new Element(name, { xmlns: NS.SM, ...attrs }, [], NS.SM);
+const stanza = (i: number) => {
+  const xml = `<message id='m${i}'/>`;
+  return { stanza: el("message", { id: `m${i}` }), xml, bytes: xml.length };
+};
+
+describe("SmOutbound (our outgoing stream)", () => {
+  it("enables, requests one ack at a time, and forgets what the peer acknowledged", () => {
+    const w = writer();
+    const out = new SmOutbound(w, 4);
+    assert.deepEqual(w.sent, ["<enable xmlns='urn:xmpp:sm:3'/>"]);
+    for (let i = 1; i <= 3; i++) out.track(stanza(i));
+    out.requestAck();
+    out.requestAck();
+    assert.equal(w.sent.filter((s) => s.startsWith("<r ")).length, 1, "one <r/> outstanding");
+    assert.ok(out.receive(sm("enabled")));
+    assert.ok(out.receive(sm("a", { h: "2" })));
+    assert.equal(out.pending, 1);
+    assert.deepEqual(
+      out.takeUnacked().map((u) => u.xml),
+      ["<message id='m3'/>"],
+    );
+  });
+
+  it("is full at its window and says when there is room again", () => {
+    const out = new SmOutbound(writer(), 2);
+    let room = 0;
+    out.onRoom = () => room++;
+    out.track(stanza(1));
+    out.track(stanza(2));
+    assert.equal(out.full, true);
+    out.receive(sm("a", { h: "1" }));
+    assert.equal(out.full, false);
+    assert.equal(room, 1);
+  });
+
+  it("refuses an ack for more than was sent, and a malformed h", () => {
+    const out = new SmOutbound(writer());
+    out.track(stanza(1));
+    assert.equal(out.receive(sm("a", { h: "2" })), false);
+    assert.equal(out.receive(sm("a", { h: "-1" })), false);
+    assert.equal(out.receive(sm("a", { h: "4294967296" })), false);
+  });
+
+  it("keeps nothing when the peer answers <failed/> (the stanzas were sent as without acks)", () => {
+    const out = new SmOutbound(writer());
+    out.track(stanza(1));
+    out.receive(sm("failed"));
+    out.track(stanza(2));
+    assert.deepEqual(out.takeUnacked(), []);
+    assert.equal(out.full, false);
+  });
+
+  it("counts h modulo 2^32", () => {
+    const out = new SmOutbound(writer());
+    (out as unknown as { acked: number }).acked = 2 ** 32 - 1;
+    out.track(stanza(1));
+    out.track(stanza(2));
+    assert.ok(out.receive(sm("a", { h: "1" })), "4294967295 → 1 acknowledges two");
+    assert.equal(out.pending, 0);
+  });
+});
+
+describe("SmInbound (a peer's stream to us)", () => {
+  it("answers <enabled/>, acknowledges each burst unasked and every <r/>", async () => {
+    const w = writer();
+    const inbound = new SmInbound(w);
+    assert.deepEqual(w.sent, ["<enabled xmlns='urn:xmpp:sm:3'/>"]);
+    inbound.handled();
+    inbound.handled();
+    inbound.handled();
+    await Promise.resolve();
+    assert.deepEqual(w.sent.slice(1), ["<a xmlns='urn:xmpp:sm:3' h='3'/>"], "one ack for the burst");
+    inbound.receive(sm("r"));
+    assert.equal(w.sent.at(-1), "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+    inbound.receive(sm("enable"));
+    assert.match(w.sent.at(-1) ?? "", /^<failed xmlns='urn:xmpp:sm:3'><unexpected-request/);
+  });
+});
