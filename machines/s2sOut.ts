@@ -656,7 +656,7 @@ export const s2sOutMachine = setup({
                   entry: ["restartStream", "openStream"],
                   on: {
                     STREAM_HEADER: { actions: "recordHeader" },
-                    ELEMENT: { guard: "isFeatures", target: "authenticated" },
+                    ELEMENT: { guard: "isFeatures", target: "authenticated", actions: "recordFeatures" },
                   },
                   after: timedOut("(stream restart after SASL)"),
                 },

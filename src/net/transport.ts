@@ -163,6 +163,10 @@ export class XmppTransport {
    * restarts; anything the peer pipelined after <starttls/> is discarded (the parser is reset).
    */
   private receiveSm(element: Element): void {
+    if (element.local === "enabled" || element.local === "failed")
+      this.options.log.info(
+        `stream management (XEP-0198) ${element.local === "enabled" ? "enabled" : "refused by the peer"}`,
+      );
     const ok = this.smOutbound?.receive(element) ?? this.smInbound?.receive(element) ?? true;
     if (!ok)
       this.fail(

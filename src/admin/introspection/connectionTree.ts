@@ -71,6 +71,12 @@ interface Snapshot<TContext> {
   children?: Record<string, AnyActorRef | undefined>;
 }
 
+function smText(transport: XmppTransport | undefined): string {
+  const sm = transport?.smOutbound;
+  if (sm === undefined || sm.state === "off") return "off";
+  return `${sm.state === "on" ? "on" : "requested"} (XEP-0198), ${sm.pending} unacknowledged`;
+}
+
 const field = (name: string, label: string, ...values: string[]): Field => ({ var: name, label, values });
 
 /** Every live S2S connection, in the group it belongs to now. */
@@ -179,6 +185,11 @@ function incoming(actor: AnyActorRef, sources: TreeSources): Connection[] {
           transport?.lastStanzaAt === undefined ? "never" : utc(transport.lastStanzaAt),
         ),
         field("stanza-count", "Stanza count", String(transport?.stanzasIn ?? 0)),
+        field(
+          "stream-management",
+          "Stream management",
+          transport?.smInbound === undefined ? "off" : "on (XEP-0198 acks)",
+        ),
         ...(timeField === undefined ? [] : [timeField]),
       ],
       close,
@@ -272,6 +283,7 @@ function outgoing(actor: AnyActorRef, sources: TreeSources, carriesStanzas: bool
         transport?.lastStanzaAt === undefined ? "never" : utc(transport.lastStanzaAt),
       ),
       field("stanza-count", "Stanza count", String(transport?.stanzasOut ?? 0)),
+      field("stream-management", "Stream management", smText(transport)),
     );
   }
   if (timeField !== undefined) fields.push(timeField);
