@@ -303,6 +303,8 @@ export const s2sOutMachine = setup({
         valid: db?.type === "valid",
       } satisfies S2sOutParentEvent;
     }),
+    // Provided by src/: the attempt is over (link up, or verify answered); its slot is free again.
+    attemptSettled: () => undefined,
     // Provided by src/: XEP-0198 acks when the peer offered urn:xmpp:sm:3 (stanzas follow at once).
     enableSm: () => undefined,
     linkUp: sendParent(
@@ -499,6 +501,7 @@ export const s2sOutMachine = setup({
                 target: ".closing",
                 actions: [
                   "markUp",
+                  "attemptSettled",
                   "reportVerify",
                   { type: "endStream", params: { detail: "verification answered" } },
                 ],
@@ -661,7 +664,14 @@ export const s2sOutMachine = setup({
                   after: timedOut("(stream restart after SASL)"),
                 },
                 authenticated: {
-                  entry: [assign({ auth: "external" as const }), "markUp", "enableSm", "linkUp", "watchIdle"],
+                  entry: [
+                    assign({ auth: "external" as const }),
+                    "markUp",
+                    "attemptSettled",
+                    "enableSm",
+                    "linkUp",
+                    "watchIdle",
+                  ],
                 },
               },
             },
@@ -728,13 +738,21 @@ export const s2sOutMachine = setup({
             },
             // "we had success with our dialback request": stanzas may flow (not through here).
             dialbackSucceeded: {
-              entry: [assign({ auth: "dialback" as const }), "markUp", "enableSm", "linkUp", "watchIdle"],
+              entry: [
+                assign({ auth: "dialback" as const }),
+                "markUp",
+                "attemptSettled",
+                "enableSm",
+                "linkUp",
+                "watchIdle",
+              ],
             },
             // "dialback failed".
             dialbackFailed: {
               always: { target: "closing", actions: { type: "endStream", params: {} } },
             },
-            closing: {},
+            // A stream being closed no longer counts as an attempt under way (outgoing.max_connecting).
+            closing: { entry: "attemptSettled" },
           },
         },
         // seed 000: "Dropped because of settings" (reached once the stream is closed).

@@ -297,7 +297,15 @@ const s2sOutgoing = table({
       "Ferry: DNS servers to use instead of the system's resolvers.",
       { docDefault: "not set (the system's)" },
     ),
+    negative_ttl: doc(
+      intOrInfinity(0).default(30),
+      "Ferry: how long (s) a domain that did not resolve is remembered as such (0: not at all).",
+    ),
   }).prefault({}),
+  max_connecting: doc(
+    positiveInt().default(64),
+    "Ferry: most outgoing connection attempts (DNS and TCP) under way at once; others wait their turn.",
+  ),
   ip_versions: doc(
     list(ipVersion(), "a non-empty array of 4 and 6", { nonEmpty: true }).default((): (4 | 6)[] => [4, 6]),
     "IP versions to try, in this order.",

@@ -16,6 +16,7 @@ import type { CertificateCheck } from "./trust.js";
 import type { ConnectResult, StanzaCounters, TlsLabel } from "../metrics/stanzaCounters.js";
 import type { TransportTable } from "../net/transportActor.js";
 import { NS } from "../xmpp/namespaces.js";
+import type { ConnectSlots, NegativeDnsCache } from "./connectLimits.js";
 
 export interface ConnectOptions {
   resolve: ResolveOptions;
@@ -33,6 +34,10 @@ export interface ConnectOptions {
   counters?: StanzaCounters;
   /** Where the attempt is, while it runs (seed 000's "pending IPs" and "connection results"). */
   progress?: ConnectProgress;
+  /** `outgoing.max_connecting`: attempts under way at once. */
+  slots?: ConnectSlots;
+  /** `outgoing.dns.negative_ttl`: domains that did not resolve, remembered. */
+  negativeDns?: NegativeDnsCache;
 }
 
 export interface ConnectState {
@@ -140,9 +145,35 @@ class TimeoutError extends Error {}
 
 export function connectActor(options: ConnectOptions) {
   return fromPromise<ConnectOutput, ConnectInput>(async ({ input, signal, self }) => {
-    const resolved = await resolveTargets(input.remote, { ...options.resolve, signal });
+    const waitLine = `waiting for a free connection slot (outgoing.max_connecting = ${options.slots?.max ?? 0})`;
+    const waiting: ConnectState = { dns: [], pending: [], results: [waitLine] };
+    if (options.slots !== undefined && options.slots.inUse >= options.slots.max)
+      options.progress?.set(self, waiting);
+    const release = await options.slots?.acquire(signal);
+    try {
+      const output = await attempt(input, signal, self);
+      // The attempt goes on over the connection (stream, TLS, authentication): the slot is held
+      // until the machine says it settled, or the connection closes.
+      if (release !== undefined) {
+        options.slots?.hold(output.connectionId, release);
+        options.transports.get(output.connectionId)?.socket.once("close", release);
+      }
+      return output;
+    } catch (err) {
+      release?.();
+      throw err;
+    }
+  });
+
+  async function attempt(input: ConnectInput, signal: AbortSignal, self: object): Promise<ConnectOutput> {
+    const cached = options.negativeDns?.get(input.remote);
+    const resolved = cached ?? (await resolveTargets(input.remote, { ...options.resolve, signal }));
+    if (cached === undefined) options.negativeDns?.remember(input.remote, resolved);
     const counters = options.counters;
-    const dns = dnsLines(resolved);
+    const dns =
+      cached === undefined
+        ? dnsLines(resolved)
+        : [...dnsLines(resolved), "(remembered: outgoing.dns.negative_ttl)"];
     if (resolved.targets.length === 0) {
       counters?.connectAttempt(resolved.failureKind === "dns-error" ? "dns_timeout" : "dns_nxdomain");
       throw new ConnectFailure(
@@ -213,5 +244,5 @@ export function connectActor(options: ConnectOptions) {
       attempts,
       dns,
     );
-  });
+  }
 }

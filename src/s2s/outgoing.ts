@@ -17,6 +17,7 @@ import type { ActorRegistry } from "../routing/registry.js";
 import type { RemoteRoute } from "../routing/stanzaRouter.js";
 import { connectActor, type ConnectProgress } from "./connect.js";
 import { SmOutbound } from "./streamManagement.js";
+import { ConnectSlots, NegativeDnsCache } from "./connectLimits.js";
 import { shaperFor } from "../net/shaper.js";
 import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
 import type { FederationPolicy } from "./policy.js";
@@ -58,6 +59,7 @@ export function provideS2sOut(options: {
   const { trust } = options;
   const outgoing = options.config.s2s.outgoing;
   const secret = options.config.s2s.shared;
+  const slots = new ConnectSlots(outgoing.max_connecting);
   return s2sOutMachine.provide({
     actors: {
       connect: connectActor({
@@ -72,6 +74,8 @@ export function provideS2sOut(options: {
         counters: options.counters,
         checkCertificate: trust.outgoing,
         ...(options.progress === undefined ? {} : { progress: options.progress }),
+        slots,
+        negativeDns: new NegativeDnsCache(outgoing.dns.negative_ttl * 1000),
       }),
       transport: transportActor(options.transports),
     },
@@ -82,6 +86,9 @@ export function provideS2sOut(options: {
         if (!transport) return {};
         return { certificate: transport.verdict(context.tlsName ?? context.remote, trust.outgoing) };
       }),
+      attemptSettled: ({ context }) => {
+        slots.settle(context.connectionId ?? "");
+      },
       // XEP-0198: only a queue's link carries stanzas; a verification's has nothing to count.
       enableSm: ({ context }) => {
         const transport = options.transports.get(context.connectionId ?? "");
