@@ -4,6 +4,7 @@
  *   ferry [--config FILE] [--log-format text|json]   run the server (default: the shipped ferry.toml)
  *   ferry check-config FILE                            validate FILE, print the effective config
  *   ferry connections | ferry link DOMAIN              a running server's S2S connections / link history
+ *   ferry probe DOMAIN [--from DOMAIN] [--tls] [--json] why federation with DOMAIN works or not
  * Exit codes: 0 success, 1 bad configuration or start-up failure, 2 bad usage.
  */
 import { parseArgs } from "node:util";
@@ -13,6 +14,7 @@ import { formatEffectiveConfig } from "./config/effective.js";
 import { createLogger, type LogFormat } from "./log.js";
 import { runServer } from "./main.js";
 import { runIntrospectionCommand } from "./admin/introspection/cliCommands.js";
+import { runProbeCommand } from "./probe/cli.js";
 
 /** The embedded default configuration, shipped at the package root. */
 export const DEFAULT_CONFIG = fileURLToPath(new URL("../../ferry.toml", import.meta.url));
@@ -24,6 +26,8 @@ const USAGE = `usage:
                                                      a running server's S2S connections (HTTP API)
   ferry link DOMAIN [--config FILE | --url URL] [--token TOKEN] [--json]
                                                      the recent link attempts towards DOMAIN
+  ferry probe DOMAIN [--from DOMAIN] [--tls] [--json] [--config FILE]
+                                                     diagnose federation with DOMAIN (exit 0: it works)
   ferry --help | --version`;
 
 async function main(argv: string[]): Promise<number> {
@@ -31,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
   const [first, ...args] = argv;
   if (first === "connections" || first === "link")
     return runIntrospectionCommand(first, args, DEFAULT_CONFIG);
+  if (first === "probe") return runProbeCommand(args, { defaultConfig: DEFAULT_CONFIG });
   let parsed;
   try {
     parsed = parseArgs({

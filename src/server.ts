@@ -45,6 +45,8 @@ import { LinkHistory } from "./admin/introspection/linkHistory.js";
 import { Introspection } from "./admin/introspection/introspection.js";
 import { IntrospectionService } from "./admin/introspection/discoService.js";
 import { registerIntrospectionApi } from "./admin/introspection/httpApi.js";
+import { registerProbeApi } from "./probe/api.js";
+import { IqReplies } from "./routing/iqReplies.js";
 import type { HostedDomains } from "./routing/stanzaRouter.js";
 
 export interface FerryServer {
@@ -60,6 +62,8 @@ export interface FerryServer {
   readonly actorsFeed: ActorsFeed;
   /** The S2S connections and link history behind the disco tree and /api/connections. */
   readonly introspection: Introspection;
+  /** iq replies the server itself awaits (the probe API's pings). */
+  readonly iqReplies: IqReplies;
   /** Drains and closes everything; resolves when done. Safe to call more than once. */
   stop(): Promise<void>;
   /** Re-reads every certificate (SIGHUP); established streams keep theirs. */
@@ -151,6 +155,8 @@ export async function startServer(
   const bounceLate = (stanza: Element, condition: StanzaErrorCondition, text: string): void => {
     router.bounce(stanza, condition, text);
   };
+  // Replies the server itself waits for (the probe's pings come back over the peer's own stream).
+  const iqReplies = new IqReplies();
   const hosted = hostedDomains({
     hosts,
     discoItems: config.general.disco_items,
@@ -158,6 +164,7 @@ export async function startServer(
     counters,
     send,
     bounce: bounceLate,
+    replies: iqReplies,
   });
   // seed 000: the introspection address is served by the server itself, like its hosts.
   const introspectionAddress = config.s2s.introspection.address;
@@ -295,6 +302,7 @@ export async function startServer(
     bounce: bounceLate,
   });
   registerIntrospectionApi(http, introspection);
+  registerProbeApi(http, { config, log, trust, replies: iqReplies });
 
   const metrics = createMetrics({
     registry,
@@ -505,6 +513,7 @@ export async function startServer(
     http,
     actorsFeed,
     introspection,
+    iqReplies,
     trust,
     reloadCertificates: () => trust.certificates.reload(),
     stop: () => {

@@ -10,6 +10,7 @@ import { stanzaKind, type StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
 import type { Jid } from "../xmpp/jid.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 import type { ComponentTable } from "./components.js";
+import type { IqReplies } from "./iqReplies.js";
 import type { HostedDomains } from "./stanzaRouter.js";
 
 export interface HostedDomainOptions {
@@ -20,6 +21,8 @@ export interface HostedDomainOptions {
   /** Sends a reply from the server (the router's `route`). */
   send: (stanza: Element, from: Jid, to: Jid) => void;
   bounce: (stanza: Element, condition: StanzaErrorCondition, text: string) => void;
+  /** Replies the server itself awaits (the S2S probe's ping): taken before anything else. */
+  replies?: IqReplies;
 }
 
 const SERVER_FEATURES = [NS.DISCO_INFO, NS.DISCO_ITEMS, NS.PING];
@@ -82,6 +85,7 @@ export function hostedDomains(options: HostedDomainOptions): HostedDomains {
     has: (domain) => hosts.has(domain),
     deliver: (stanza, from, to) => {
       const kind = stanzaKind(stanza);
+      if (kind === "iq" && options.replies?.take(stanza) === true) return;
       if (kind === "presence") {
         // RFC 6121 §8.5.1/§8.5.2: presence to the server or a missing account is silently ignored.
         counters.drop("presence-ignored");

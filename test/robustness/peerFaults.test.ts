@@ -243,7 +243,9 @@ outgoing.address = [
     peer.switchTo("well");
     const until = Date.now() + 10_000;
     for (let i = 0; ; i++) {
-      sender.send(`<message from='a@svc.local.test' to='b@remote.test' id='s${900_000 + i}'><body/></message>`);
+      sender.send(
+        `<message from='a@svc.local.test' to='b@remote.test' id='s${900_000 + i}'><body/></message>`,
+      );
       await new Promise((resolve) => setTimeout(resolve, 300));
       if ([...peer.received].length > 0) return;
       assert.ok(Date.now() < until, "the link did not come back by itself");
