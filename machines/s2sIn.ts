@@ -24,7 +24,7 @@ import type {
 import { el } from "../src/xml/element.js";
 import { NS } from "../src/xmpp/namespaces.js";
 import { serverFeatures, type StartTlsOffer } from "../src/xmpp/features.js";
-import { stanzaKind } from "../src/xmpp/stanzaErrors.js";
+import { stanzaKind, type StanzaErrorCondition } from "../src/xmpp/stanzaErrors.js";
 import { dbResultAnswer, readDialback, type DialbackElement } from "../src/xmpp/dialback.js";
 
 export interface S2sInInput {
@@ -72,6 +72,8 @@ export interface DialbackVerifiedEvent {
   local: string;
   result: "valid" | "invalid" | "failed";
   reason?: string;
+  /** For "failed": the error the originating server hears (default remote-server-timeout). */
+  condition?: StanzaErrorCondition;
 }
 
 export type S2sInEvent = TransportEvent | ShutdownEvent | AdminCloseEvent | DialbackVerifiedEvent;
@@ -258,7 +260,7 @@ export const s2sInMachine = setup({
       return {
         type: "SEND" as const,
         element: dbResultAnswer(event.local, event.remote, type, {
-          condition: "remote-server-timeout",
+          condition: event.condition ?? "remote-server-timeout",
           text: event.reason ?? "the authoritative server could not be asked",
         }),
       };

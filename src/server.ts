@@ -47,6 +47,8 @@ import { IntrospectionService } from "./admin/introspection/discoService.js";
 import { registerIntrospectionApi } from "./admin/introspection/httpApi.js";
 import { registerProbeApi } from "./probe/api.js";
 import { IqReplies } from "./routing/iqReplies.js";
+import { IpLimits } from "./s2s/ipLimits.js";
+import { IssuedKeys } from "./s2s/issuedKeys.js";
 import type { HostedDomains } from "./routing/stanzaRouter.js";
 
 export interface FerryServer {
@@ -64,6 +66,8 @@ export interface FerryServer {
   readonly introspection: Introspection;
   /** iq replies the server itself awaits (the probe API's pings). */
   readonly iqReplies: IqReplies;
+  /** The dialback keys this server sent (only those are confirmed to a verifying peer). */
+  readonly issuedKeys: IssuedKeys;
   /** Drains and closes everything; resolves when done. Safe to call more than once. */
   stop(): Promise<void>;
   /** Re-reads every certificate (SIGHUP); established streams keep theirs. */
@@ -96,6 +100,18 @@ interface StreamKind<TLogic extends AnyStateMachine> {
   defaultNs: string;
   logic: TLogic;
   input: (streamId: string) => InputFrom<TLogic>;
+  /** Per-IP limits on connections (S2S listeners). */
+  ipLimits?: IpLimits;
+}
+
+/** A connection over a per-IP limit: our stream header, `<policy-violation/>`, closed (RFC 6120 §4.9.1.1). */
+function refuseConnection(socket: Socket, defaultNs: string, text: string): void {
+  socket.on("error", () => undefined);
+  socket.end(
+    `<?xml version='1.0'?><stream:stream xmlns='${defaultNs}' xmlns:stream='${NS.STREAM}' version='1.0'>` +
+      `<stream:error><policy-violation xmlns='${NS.STREAM_ERRORS}'/><text xmlns='${NS.STREAM_ERRORS}'>${text}</text></stream:error></stream:stream>`,
+  );
+  socket.setTimeout(1000, () => socket.destroy());
 }
 
 export async function startServer(
@@ -200,6 +216,17 @@ export async function startServer(
           ...(stream.tls?.direct === undefined ? {} : { tls: stream.tls.direct }),
         },
         (socket: Socket) => {
+          let release: (() => void) | undefined;
+          if (stream.ipLimits !== undefined) {
+            const admitted = stream.ipLimits.admit(socket.remoteAddress ?? "?");
+            if ("refused" in admitted) {
+              refuseConnection(socket, stream.defaultNs, admitted.refused);
+              log.child(stream.tag).notice(`refused a connection: ${admitted.refused}`);
+              return;
+            }
+            release = admitted.release;
+            socket.once("close", release);
+          }
           const streamId = newStreamId();
           const key = `${stream.keyPrefix}:${streamId}`;
           const connLog = log.child(stream.tag, key);
@@ -257,7 +284,17 @@ export async function startServer(
   const policy = federationPolicy(config.s2s);
   const trust = loadTrust(config, log);
   const progress = new ConnectProgress();
-  const s2sOut = provideS2sOut({ config, transports, log, newId: newStreamId, trust, counters, progress });
+  const issuedKeys = new IssuedKeys();
+  const s2sOut = provideS2sOut({
+    config,
+    transports,
+    log,
+    newId: newStreamId,
+    trust,
+    counters,
+    progress,
+    issuedKeys,
+  });
   const clock = new StateClock();
   const linkHistory = new LinkHistory(config.s2s.introspection.history, transports);
   registry.addInspector(clock.observe);
@@ -302,7 +339,7 @@ export async function startServer(
     bounce: bounceLate,
   });
   registerIntrospectionApi(http, introspection);
-  registerProbeApi(http, { config, log, trust, replies: iqReplies });
+  registerProbeApi(http, { config, log, trust, replies: iqReplies, issuedKeys });
 
   const metrics = createMetrics({
     registry,
@@ -365,7 +402,14 @@ export async function startServer(
       }
     }
     for (const [index, listener] of config.listen.s2s.entries()) {
+      const ipLimits = new IpLimits({
+        maxConnections: listener.max_connections_per_ip,
+        ratePerSecond: listener.connection_rate_per_ip,
+        maxVerifications: listener.max_verifications_per_ip,
+      });
       const s2sIn = provideS2sIn({
+        ipLimits,
+        issuedKeys,
         config,
         registry,
         transports,
@@ -393,6 +437,7 @@ export async function startServer(
           {
             kind: "s2sIn",
             tag: "XMPPI",
+            ipLimits,
             keyPrefix: "in",
             defaultNs: NS.SERVER,
             logic: s2sIn,
@@ -514,6 +559,7 @@ export async function startServer(
     actorsFeed,
     introspection,
     iqReplies,
+    issuedKeys,
     trust,
     reloadCertificates: () => trust.certificates.reload(),
     stop: () => {

@@ -177,6 +177,21 @@ const s2sListener = doc(
         "exceeds the shaper's rate.",
     ),
     tls: doc(listenerTls.optional(), "TLS for incoming streams; without this table no STARTTLS is offered."),
+    max_connections_per_ip: doc(
+      intOrInfinity(1).default(1000),
+      "Ferry: most simultaneous connections from one IP address; further ones get `<policy-violation/>`.",
+    ),
+    connection_rate_per_ip: doc(
+      intOrInfinity(1).default(50),
+      "Ferry: new connections per second from one IP address (bursts of five times as many); beyond " +
+        "it, `<policy-violation/>`.",
+    ),
+    max_verifications_per_ip: doc(
+      intOrInfinity(1).default(50),
+      "Ferry: dialback verifications under way for connections from one IP address; further " +
+        "`<db:result/>`s are answered with a `<policy-violation/>` error, so Ferry cannot be made to " +
+        "flood a victim domain.",
+    ),
   }).transform((l, ctx) => resolveAddress(l, ctx, ALL_INTERFACES)),
   "One `[[listen.s2s]]` table per listener for incoming federation (server-to-server) streams.",
   { docDefault: "not set (no listener)" },
@@ -361,7 +376,8 @@ const s2s = table({
   ),
   shared: doc(
     text().default(() => randomBytes(10).toString("hex")),
-    "Secret for server dialback keys (XEP-0185). Set it when several Ferry nodes serve the same domains.",
+    "Secret for server dialback keys (XEP-0185). A peer's verification is confirmed only for a key this " +
+      "node sent on that stream, so keys cannot be replayed.",
     { docDefault: "10 strong random bytes, hex-encoded", secret: true },
   ),
   secure_auth: doc(

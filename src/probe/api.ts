@@ -27,6 +27,7 @@ import type { Config } from "../config/schema.js";
 import { listenerOf, type HttpRoutes } from "../admin/http.js";
 import type { Logger } from "../log.js";
 import type { IqReplies } from "../routing/iqReplies.js";
+import type { IssuedKeys } from "../s2s/issuedKeys.js";
 import type { Trust } from "../s2s/trust.js";
 import { probeConnect } from "./connect.js";
 import { diagnose } from "./diagnose.js";
@@ -49,6 +50,8 @@ export interface ProbeApiOptions {
   trust: Trust;
   /** The table the server's hostedDomains hands iq replies to (ping answers arrive there). */
   replies: IqReplies;
+  /** The server's sent dialback keys: the probe's keys go there too, so the remote's check succeeds. */
+  issuedKeys?: IssuedKeys;
   /** Overrides of the concurrency bound and per-client rate (tests). */
   limits?: Partial<LimitSettings>;
 }
@@ -73,6 +76,7 @@ export function registerProbeApi(routes: HttpRoutes, options: ProbeApiOptions): 
       // `probe_private` of the [[listen.http]] the request came in on.
       allowPrivate: listenerOf(req).probePrivate,
       dialbackVerifiable: true,
+      issuedKeys: options.issuedKeys,
     });
   /** fromDomain for ping and diagnose: hosted here, so the remote's db:verify comes back to us. */
   const hostedFrom = (from: string | undefined): Validated<string> => {

@@ -8,10 +8,8 @@
  * server that serves --from, which confirms it only if it is a Ferry with the same `[s2s] shared`;
  * and a ping's answer goes to that server, not to this command. Both are said so in the report.
  */
-import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { parse } from "smol-toml";
 import { normalizeDomain } from "../config/leaves.js";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { createLogger } from "../log.js";
@@ -119,25 +117,6 @@ export async function runProbeCommand(argv: string[], io: Partial<ProbeCommandIo
     { domain, fromDomain, requireTls: values.tls === true ? true : undefined, timeout },
     env,
   );
-  const triedDialback = ["unverifiable", "refused", "failed"].includes(report.auth.dialback.status);
-  if (triedDialback && !(await secretIsSet(file))) {
-    report.warnings.push({
-      code: "dialback_secret_random",
-      text:
-        `[s2s] shared is not set in ${file}, so this command made up a dialback secret of its own: ` +
-        `no server can confirm its dialback keys (set the secret the Ferry serving ${fromDomain} uses)`,
-    });
-  }
   stdout.write(values.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return report.ok ? 0 : 1;
-}
-
-/** Whether the file sets `[s2s] shared` (otherwise each load draws a random one). */
-async function secretIsSet(file: string): Promise<boolean> {
-  try {
-    const raw = parse(await readFile(file, "utf8")) as { s2s?: { shared?: unknown } };
-    return raw.s2s?.shared !== undefined;
-  } catch {
-    return false;
-  }
 }

@@ -170,8 +170,9 @@ export async function checkAuth(
       dialback = {
         status: "unverifiable",
         detail:
-          `${domain} checks a dialback key by asking the server of ${fromDomain}; from the command line that ` +
-          `works only when a Ferry with this configuration's [s2s] shared secret serves ${fromDomain}; it said: ${failure.message}`,
+          `${domain} checks a dialback key by asking the server of ${fromDomain}, which confirms only keys it sent ` +
+          `itself, so a key sent from the command line is refused; ask the running server instead ` +
+          `(POST /api/xmpp-s2s/diagnose). It said: ${failure.message}`,
         code: failure.code,
       };
     } else {
@@ -201,8 +202,8 @@ export function authFindings(
   if (dialback.status === "unverifiable") {
     findings.warning(
       "dialback_unverifiable",
-      `dialback could not be checked: ${domain} asks the server of ${fromDomain} to confirm our key, which ` +
-        `works only when a Ferry with this [s2s] shared secret serves ${fromDomain}`,
+      `dialback could not be checked from the command line: ${domain} asks the server of ${fromDomain} to ` +
+        `confirm our key, and it confirms only keys it sent itself (use POST /api/xmpp-s2s/diagnose on the server)`,
     );
   }
   if (!works && dialback.status !== "unverifiable") {

@@ -1,4 +1,5 @@
 /** What every probe operation needs from Ferry's configuration and running parts. */
+import type { IssuedKeys } from "../s2s/issuedKeys.js";
 import type { Config } from "../config/schema.js";
 import { resolveOptionsFromConfig, type ResolveOptions } from "../dns/resolve.js";
 import type { Logger } from "../log.js";
@@ -27,14 +28,16 @@ export interface ProbeEnv {
   allowPrivate: boolean;
   /**
    * Whether a remote asking our domain's server to verify a dialback key gets an answer made with
-   * this secret: true inside the server; from the CLI only if a Ferry with the same secret serves it.
+   * this secret: true inside the server (which remembers the probe's keys as sent); never from the CLI.
    */
   dialbackVerifiable: boolean;
+  /** The server's table of dialback keys it sent (its db:verify answers confirm only those). */
+  issuedKeys?: IssuedKeys | undefined;
 }
 
 export function probeEnv(
   config: Config,
-  parts: Pick<ProbeEnv, "trust" | "log" | "replies" | "allowPrivate" | "dialbackVerifiable">,
+  parts: Pick<ProbeEnv, "trust" | "log" | "replies" | "allowPrivate" | "dialbackVerifiable" | "issuedKeys">,
 ): ProbeEnv {
   const outgoing = config.s2s.outgoing;
   return {

@@ -38,7 +38,7 @@ export interface SessionOptions {
   /** The whole probe's budget, in ms, from `startedAt` (performance.now()). */
   timeoutMs: number;
   startedAt: number;
-  env: Pick<ProbeEnv, "trust" | "secret" | "maxStanzaSize" | "log" | "replies">;
+  env: Pick<ProbeEnv, "trust" | "secret" | "maxStanzaSize" | "log" | "replies" | "issuedKeys">;
 }
 
 export interface TlsFacts {
@@ -329,6 +329,8 @@ export class ProbeSession {
       );
     }
     // XEP-0185 key over the id the receiving server gave us: Ferry's db:verify handler recomputes it.
+    // Remembered by the server, whose db:verify answer confirms only keys it sent (issue 10).
+    this.options.env.issuedKeys?.add(to, from, streamId);
     this.transport.send(dbResultRequest(from, to, dialbackKey(this.options.env.secret, to, from, streamId)));
     const remote = to.toLowerCase();
     const local = from.toLowerCase();

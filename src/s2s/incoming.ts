@@ -21,6 +21,8 @@ import type { provideS2sOut } from "./outgoing.js";
 import type { CertificateCheck, Trust } from "./trust.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 import { SmInbound } from "./streamManagement.js";
+import type { IpLimits } from "./ipLimits.js";
+import type { IssuedKeys } from "./issuedKeys.js";
 
 export interface IncomingOptions {
   config: Config;
@@ -34,6 +36,10 @@ export interface IncomingOptions {
   /** How this listener judges the certificates of servers connecting to it. */
   check: CertificateCheck;
   counters: StanzaCounters;
+  /** Keys this server sent: a verify for any other stream is answered invalid. */
+  issuedKeys?: IssuedKeys;
+  /** Per-IP bound on verifications under way (`max_verifications_per_ip`). */
+  ipLimits?: IpLimits;
 }
 
 /**
@@ -119,7 +125,10 @@ export function provideS2sIn(options: IncomingOptions) {
       answerVerify: ({ context, event }) => {
         const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
         if (db?.id === undefined) return;
-        const valid = options.isLocal(db.to) && dialbackKeyMatches(secret, db.from, db.to, db.id, db.key);
+        const valid =
+          options.isLocal(db.to) &&
+          (options.issuedKeys?.has(db.from, db.to, db.id) ?? true) &&
+          dialbackKeyMatches(secret, db.from, db.to, db.id, db.key);
         transportOf(context)?.send(dbVerifyAnswer(db.to, db.from, db.id, valid ? "valid" : "invalid"));
       },
       // XEP-0220 step 2: ask the originating domain's authoritative server.
@@ -128,6 +137,19 @@ export function provideS2sIn(options: IncomingOptions) {
         if (db === undefined) return;
         const key = `verify:${context.streamId}:${db.from}:${db.to}`;
         if (options.registry.get(key)) return; // the same pair asked twice: one verification answers both
+        const ip = transportOf(context)?.socket.remoteAddress ?? "?";
+        const release = options.ipLimits === undefined ? () => undefined : options.ipLimits.verification(ip);
+        if (release === undefined) {
+          self.send({
+            type: "DIALBACK_VERIFIED",
+            remote: db.from,
+            local: db.to,
+            result: "failed",
+            condition: "policy-violation",
+            reason: `too many dialback verifications under way from ${ip} (max_verifications_per_ip)`,
+          });
+          return;
+        }
         options.registry.start({
           key,
           kind: "dialbackVerify",
@@ -143,7 +165,12 @@ export function provideS2sIn(options: IncomingOptions) {
             tlsPolicy: options.trust.requireFor(db.from),
           },
           restartable: false,
+          // However the verification ends (a crash too), its place under the per-IP bound is freed.
+          release: () => {
+            release();
+          },
           onDone: (output) => {
+            release();
             const verdict = output as DialbackVerifyOutput;
             self.send({
               type: "DIALBACK_VERIFIED",

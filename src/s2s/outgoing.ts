@@ -18,6 +18,7 @@ import type { RemoteRoute } from "../routing/stanzaRouter.js";
 import { connectActor, type ConnectProgress } from "./connect.js";
 import { SmOutbound } from "./streamManagement.js";
 import { ConnectSlots, NegativeDnsCache } from "./connectLimits.js";
+import type { IssuedKeys } from "./issuedKeys.js";
 import { shaperFor } from "../net/shaper.js";
 import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outboundBuffer.js";
 import type { FederationPolicy } from "./policy.js";
@@ -55,6 +56,8 @@ export function provideS2sOut(options: {
   trust: Trust;
   counters: StanzaCounters;
   progress?: ConnectProgress;
+  /** Keys sent, so that only they are confirmed when a peer verifies them. */
+  issuedKeys?: IssuedKeys;
 }) {
   const { trust } = options;
   const outgoing = options.config.s2s.outgoing;
@@ -99,6 +102,7 @@ export function provideS2sOut(options: {
       sendDialbackKey: ({ context }) => {
         const transport = options.transports.get(context.connectionId ?? "");
         const key = dialbackKey(secret, context.remote, context.local, context.streamId ?? "");
+        options.issuedKeys?.add(context.remote, context.local, context.streamId ?? "");
         transport?.send(dbResultRequest(context.local, context.remote, key));
       },
     },

@@ -296,18 +296,27 @@ describe("Ferry ↔ Ferry federation", () => {
       const peer = await WirePeer.connect(a.s2s);
       peer.send(S2S_HEADER("a.example", "b.example"));
       await peer.waitFor(/<\/stream:features>/);
+      // As if A had sent this key on an outgoing stream to which b.example gave the id stream-1.
+      a.server.issuedKeys.add("b.example", "a.example", "stream-1");
       const good = dialbackKey("secret-a", "b.example", "a.example", "stream-1");
       peer.send(`<db:verify from='b.example' to='a.example' id='stream-1'>${good}</db:verify>`);
+      // The right HMAC for a stream id A never got: A did not send it, so it is invalid.
+      const unsent = dialbackKey("secret-a", "b.example", "a.example", "stream-3");
+      peer.send(`<db:verify from='b.example' to='a.example' id='stream-3'>${unsent}</db:verify>`);
       peer.send(`<db:verify from='b.example' to='a.example' id='stream-2'>${good}</db:verify>`);
       const got = await peer.waitFor(/id=['"]stream-2['"][^>]*\/>|id=['"]stream-2['"][^>]*><\/db:verify>/);
       assert.match(
         got,
         /<db:verify [^>]*id=['"]stream-1['"][^>]*type=['"]valid['"]|<db:verify [^>]*type=['"]valid['"][^>]*id=['"]stream-1['"]/,
       );
-      assert.match(
-        got,
-        /<db:verify [^>]*id=['"]stream-2['"][^>]*type=['"]invalid['"]|<db:verify [^>]*type=['"]invalid['"][^>]*id=['"]stream-2['"]/,
-      );
+      for (const id of ["stream-2", "stream-3"]) {
+        assert.match(
+          got,
+          new RegExp(
+            `<db:verify [^>]*id=['"]${id}['"][^>]*type=['"]invalid['"]|<db:verify [^>]*type=['"]invalid['"][^>]*id=['"]${id}['"]`,
+          ),
+        );
+      }
       peer.destroy();
     });
 
@@ -317,7 +326,9 @@ describe("Ferry ↔ Ferry federation", () => {
       peer.send(S2S_HEADER("a.example", "b.example"));
       const header = await peer.waitFor(/<\/stream:features>/);
       const id = / id=['"]([^'"]+)['"]/.exec(header)?.[1] ?? "";
-      // A key made with B's secret: A asks B (the authoritative server for b.example), which says valid.
+      // A key made with B's secret, as B would send it: A asks B (the authoritative server for
+      // b.example), which says valid because it did send it.
+      b.server.issuedKeys.add("svc.a.example", "b.example", id);
       peer.send(
         `<db:result from='b.example' to='svc.a.example'>${dialbackKey("secret-b", "svc.a.example", "b.example", id)}</db:result>`,
       );

@@ -66,10 +66,11 @@ const LABELS: Record<string, string> = {
   certificate: "Certificate",
   authentication: "Authentication",
   "time-in-state": "Time in state",
+  "stream-management": "Stream management",
 };
 
 /** Fields that change with every stanza (the disco#info and disco#items requests are two). */
-const VOLATILE = new Set(["last-used", "stanza-count", "time-in-state"]);
+const VOLATILE = new Set(["last-used", "stanza-count", "time-in-state", "stream-management"]);
 
 /** Seed 000's connection states (outgoing connections). */
 const SEED_STATES = [

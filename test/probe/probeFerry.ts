@@ -104,7 +104,14 @@ export async function startProber(
   const server = await startServer(config, silentLogger);
   // The server's own probe API, registered again with limits a test run does not hit.
   const replies = server.iqReplies;
-  registerProbeApi(server.http, { config, log: silentLogger, trust: server.trust, replies, limits });
+  registerProbeApi(server.http, {
+    config,
+    log: silentLogger,
+    trust: server.trust,
+    replies,
+    issuedKeys: server.issuedKeys,
+    limits,
+  });
   const url = `http://127.0.0.1:${server.addresses.http[0]?.port ?? 0}`;
   const s2sPort = server.addresses.s2s[0]?.port ?? 0;
   return {
