@@ -165,7 +165,18 @@ export const queueMachine = setup({
         sending: { exit: "detachLink" },
       },
       on: {
-        SHUTDOWN: { actions: [assign({ stopping: true }), sendTo("conn", { type: "SHUTDOWN" })] },
+        // What waits is bounced at once, while its senders' streams are still open; what the peer
+        // has not acknowledged yet (XEP-0198) comes back when the stream is closed, and goes too.
+        SHUTDOWN: {
+          actions: [
+            assign({ stopping: true }),
+            {
+              type: "bounceQueued",
+              params: { condition: "remote-server-timeout", text: "the server is shutting down" },
+            },
+            sendTo("conn", { type: "SHUTDOWN" }),
+          ],
+        },
       },
     },
     backoff: {

@@ -146,7 +146,7 @@ export async function startServer(
 
   const registry = new ActorRegistry({
     log,
-    drainTimeoutMs: options.drainTimeoutMs ?? 1500,
+    drainTimeoutMs: options.drainTimeoutMs ?? config.general.shutdown_timeout,
     onDrain: () => {
       phase = "draining";
       for (const server of servers) stopListening(server);

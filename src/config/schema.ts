@@ -272,6 +272,11 @@ const general = table({
   max_fsm_queue: doc(positiveInt().optional(), "Default for `listen.service.max_fsm_queue`.", {
     docDefault: "not set (no limit)",
   }),
+  shutdown_timeout: doc(
+    positiveInt().default(5000),
+    "Ferry: on SIGTERM/SIGINT, how long (ms) streams get to deliver or bounce what they hold and close " +
+      "with `</stream:stream>` before the rest is cut.",
+  ),
   disco_items: doc(
     list(jidPattern(), "an array of JIDs").default(() => []),
     "Ferry: extra items the hosted domains list in disco#items (seed 001's supplementary discovery items).",

@@ -234,19 +234,50 @@ export class ActorRegistry {
         this.entries.delete(effect.key);
         this.roots.delete(entry.actor.sessionId);
         entry.spec.release?.(effect.reason);
+        if (this.firstWave?.delete(effect.key) === true && this.firstWave.size === 0) this.drainRest?.();
         return;
       }
       case "drain": {
-        if (effect.key === undefined) this.options.onDrain?.();
-        const targets =
-          effect.key === undefined ? [...this.entries.values()] : [this.entries.get(effect.key)];
-        for (const entry of targets) entry?.actor.send({ type: "SHUTDOWN" });
+        if (effect.key === undefined) {
+          this.options.onDrain?.();
+          this.drainInOrder();
+          return;
+        }
+        this.entries.get(effect.key)?.actor.send({ type: "SHUTDOWN" });
         return;
       }
       case "forceStop":
         this.forceStopAll("shutdown timed out");
         return;
     }
+  }
+
+  /** Queues and verifications still draining; the streams wait for them (see drainInOrder). */
+  private firstWave: Set<string> | undefined;
+  private drainRest: (() => void) | undefined;
+
+  /**
+   * Queues first: what they hold is bounced to its senders while the senders' streams (components,
+   * incoming S2S) are still open to receive the errors; then every stream closes. The streams wait
+   * at most half the drain time for the queues.
+   */
+  private drainInOrder(): void {
+    const first = [...this.entries].filter(
+      ([, e]) => e.spec.kind === "queue" || e.spec.kind === "dialbackVerify",
+    );
+    this.firstWave = new Set(first.map(([key]) => key));
+    let timer: NodeJS.Timeout | undefined;
+    const rest = (): void => {
+      if (this.drainRest === undefined) return;
+      this.drainRest = undefined;
+      clearTimeout(timer);
+      for (const [key, entry] of this.entries)
+        if (!this.firstWave?.has(key)) entry.actor.send({ type: "SHUTDOWN" });
+    };
+    this.drainRest = rest;
+    for (const [, entry] of first) entry.actor.send({ type: "SHUTDOWN" });
+    if (this.firstWave.size === 0) rest();
+    else timer = setTimeout(rest, (this.options.drainTimeoutMs ?? 1500) / 2);
   }
 
   private forceStopAll(reason: string): void {

@@ -415,11 +415,11 @@ describe("queue machine", () => {
     q.actor.send({ type: "SHUTDOWN" });
     assert.equal(q.recorded.shutdowns, 1);
     assert.deepEqual(q.value(), { link: "sending" }, "waits for the connection to close");
-    assert.deepEqual(q.bounces, []);
+    assert.deepEqual(q.bounces, [shutdownBounce], "what waits is bounced at once");
     q.conn({ type: "CLOSE" });
     assert.equal(q.value(), "stopped");
     assert.equal(q.actor.getSnapshot().status, "done");
-    assert.deepEqual(q.bounces, [shutdownBounce]);
+    assert.deepEqual(q.bounces, [shutdownBounce, shutdownBounce], "and what came back unacknowledged");
     assert.equal(q.detached(), 1);
   });
 
@@ -429,9 +429,10 @@ describe("queue machine", () => {
     q.actor.send({ type: "SHUTDOWN" });
     assert.equal(q.recorded.shutdowns, 1);
     assert.deepEqual(q.value(), { link: "connecting" });
+    assert.deepEqual(q.bounces, [shutdownBounce], "nothing waits for the connection to give up");
     q.conn({ type: "FAIL", failure: { condition: "remote-server-timeout", text: "server shutting down" } });
     assert.equal(q.value(), "stopped");
-    assert.deepEqual(q.bounces, [shutdownBounce]);
+    assert.deepEqual(q.bounces, [shutdownBounce, shutdownBounce]);
     assert.equal(q.context().attempt, 0);
   });
 });
