@@ -10,6 +10,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { spawn } from "node:child_process";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { loadConfigText } from "../../src/config/load.js";
 import { silentLogger } from "../../src/log.js";
 import { startServer, type FerryServer } from "../../src/server.js";
@@ -18,6 +20,15 @@ import { connectComponent } from "../helpers/component.js";
 import { startFakeDns, type FakeDnsServer } from "../dns/fakeDnsServer.js";
 
 const N = 300;
+
+/** A full garbage collection, then the heap in use (V8's gc exposed for this measurement only). */
+function heapAfterGc(): number {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
 type Mode = "well" | "silent" | "midDialback" | "stopReading" | "dropAfter";
 
 /**
@@ -144,6 +155,7 @@ describe("peer faults: every stanza delivered or bounced, and the link recovers"
   let dns: FakeDnsServer;
   let hole: Awaited<ReturnType<typeof blackHole>>;
   let batch = 0;
+  let baseline = 0;
 
   before(async () => {
     peer = new FakePeer();
@@ -180,6 +192,10 @@ outgoing.address = [
       silentLogger,
     );
     sender = await connectComponent(comp, "svc.local.test", "secret");
+    // The link up once, so that the baseline includes a live connection, as the end will.
+    sender.send(`<message from='a@svc.local.test' to='b@remote.test' id='s999999'><body/></message>`);
+    while (!peer.received.has("999999")) await new Promise((resolve) => setTimeout(resolve, 20));
+    baseline = heapAfterGc();
   });
 
   after(async () => {
@@ -303,5 +319,12 @@ outgoing.address = [
       [...conditions].every((c) => c.startsWith("remote-server-")),
       [...conditions].join(),
     );
+  });
+
+  it("returns to its memory baseline once the faults are over", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    sender.received = "";
+    const growth = heapAfterGc() - baseline;
+    assert.ok(growth < 8 * 1024 * 1024, `heap grew by ${Math.round(growth / 1024)} KiB`);
   });
 });
