@@ -27,8 +27,17 @@ export interface StreamHeader {
   defaultNs: string;
 }
 
+/** Nesting allowed inside a stanza; real stanzas stay within a few dozen levels. */
+export const MAX_DEPTH = 1000;
+
 export type ParserErrorCondition =
-  "restricted-xml" | "not-well-formed" | "policy-violation" | "invalid-namespace" | "bad-format";
+  | "restricted-xml"
+  | "not-well-formed"
+  | "policy-violation"
+  | "invalid-namespace"
+  | "bad-format"
+  /** RFC 6120 §4.9.3.22 / §11.6: bytes that are not UTF-8, or another declared encoding. */
+  | "unsupported-encoding";
 
 export interface StreamParserHandlers {
   onHeader(header: StreamHeader): void;
@@ -154,6 +163,12 @@ export class StreamParser {
     const st = new StreamState(sax, (text) => {
       this.appendText(st, text);
     });
+    sax.on("xmldecl", (decl) => {
+      // RFC 6120 §11.6: UTF-8 only; saying otherwise is an unsupported encoding.
+      if (decl.encoding !== undefined && decl.encoding.toLowerCase() !== "utf-8") {
+        this.fail(st, "unsupported-encoding", `encoding '${decl.encoding}' declared; XMPP streams are UTF-8`);
+      }
+    });
     sax.on("opentag", (tag) => {
       this.onOpenTag(st, tag);
     });
@@ -247,7 +262,7 @@ export class StreamParser {
     const bytes = st.utf8Tail.length === 0 ? slice : Buffer.concat([st.utf8Tail, slice]);
     const tail = incompleteUtf8Tail(bytes);
     if (!isUtf8(tail === 0 ? bytes : bytes.subarray(0, bytes.length - tail))) {
-      this.fail(st, "not-well-formed", "invalid UTF-8");
+      this.fail(st, "unsupported-encoding", "the stream is not valid UTF-8 (RFC 6120 §11.6)");
     }
     st.utf8Tail = tail === 0 ? EMPTY : Buffer.from(bytes.subarray(bytes.length - tail));
   }
@@ -318,8 +333,13 @@ export class StreamParser {
       }
       if (attr.prefix !== "" && attr.prefix !== "xmlns" && attr.prefix !== "xml") prefixedAttr = true;
     }
-    const el = new Element(tag.name, attrs, [], tag.uri);
     const stack = st.stack;
+    // saxes resolves each element's namespace by walking the open elements: unbounded nesting would
+    // cost quadratic time (and stall every stream on this process).
+    if (stack.length >= MAX_DEPTH) {
+      this.fail(st, "policy-violation", `elements nested deeper than ${MAX_DEPTH} levels`);
+    }
+    const el = new Element(tag.name, attrs, [], tag.uri);
     const parent = stack[stack.length - 1];
     if (parent === undefined) {
       this.startStanza(st);

@@ -264,6 +264,16 @@ describe("StreamParser: not-well-formed input", () => {
     ["an unquoted attribute", "<message to=a/>"],
     ["'<' in an attribute value", "<message to='<'/>"],
     ["an undefining namespace declaration", "<message xmlns:p=''/>"],
+  ];
+  for (const [label, stanza] of cases) {
+    it(`gives not-well-formed for ${label}`, () => {
+      const rec = parse([HEADER, stanza]);
+      assert.equal(onlyError(rec), "not-well-formed");
+      assert.deepEqual(rec.elements, []);
+    });
+  }
+
+  const badUtf8: [string, Buffer][] = [
     ["a lone UTF-8 continuation byte", Buffer.from([0x3c, 0x61, 0x3e, 0x80, 0x3c, 0x2f, 0x61, 0x3e])],
     [
       "an overlong UTF-8 encoding",
@@ -279,10 +289,10 @@ describe("StreamParser: not-well-formed input", () => {
     ],
     ["a 0xFF byte", Buffer.concat([Buffer.from("<a>"), Buffer.from([0xff]), Buffer.from("</a>")])],
   ];
-  for (const [label, stanza] of cases) {
-    it(`gives not-well-formed for ${label}`, () => {
+  for (const [label, stanza] of badUtf8) {
+    it(`gives unsupported-encoding for ${label} (RFC 6120 §4.9.3.22)`, () => {
       const rec = parse([HEADER, stanza]);
-      assert.equal(onlyError(rec), "not-well-formed");
+      assert.equal(onlyError(rec), "unsupported-encoding");
       assert.deepEqual(rec.elements, []);
     });
   }
@@ -291,9 +301,16 @@ describe("StreamParser: not-well-formed input", () => {
     assert.equal(onlyError(parse("hello" + HEADER)), "not-well-formed");
   });
 
+  it("gives unsupported-encoding for a declaration of another encoding", () => {
+    const declared = (encoding: string): string =>
+      HEADER.replace("<?xml version='1.0'?>", `<?xml version='1.0' encoding='${encoding}'?>`);
+    assert.equal(onlyError(parse([declared("UTF-16")])), "unsupported-encoding");
+    assert.deepEqual(parse([declared("utf-8")]).errors, []);
+  });
+
   it("detects invalid UTF-8 split across chunks", () => {
     const rec = parse([HEADER + "<a>", Buffer.from([0xe2, 0x82]), "(</a>"]);
-    assert.equal(onlyError(rec), "not-well-formed");
+    assert.equal(onlyError(rec), "unsupported-encoding");
     assert.deepEqual(rec.elements, []);
   });
 
@@ -347,7 +364,7 @@ describe("StreamParser: max_stanza_size", () => {
   });
 
   it("stops mid-chunk: a 4 MB chunk is refused without decoding past the limit", () => {
-    // Invalid UTF-8 3 MB in: reading that far would have reported not-well-formed instead.
+    // Invalid UTF-8 3 MB in: reading that far would have reported unsupported-encoding instead.
     const buf = Buffer.from(big);
     buf[3 * 1024 * 1024] = 0xff;
     const started = process.hrtime.bigint();
