@@ -22,6 +22,7 @@ import type {
   TransportEvent,
 } from "./events.js";
 import { el } from "../src/xml/element.js";
+import { Jid } from "../src/xmpp/jid.js";
 import { NS } from "../src/xmpp/namespaces.js";
 import { serverFeatures, type StartTlsOffer } from "../src/xmpp/features.js";
 import { stanzaKind, type StanzaErrorCondition } from "../src/xmpp/stanzaErrors.js";
@@ -87,6 +88,13 @@ function isVersion1(version: string | undefined): boolean {
 
 export const pairKey = (remote: string, local: string): string => `${remote} ${local}`;
 
+/** A bare domain (no local part, no resource), as dialback addresses must be. */
+function isDomain(value: string | undefined): boolean {
+  if (value === undefined || value === "") return false;
+  const jid = Jid.tryParse(value);
+  return jid !== undefined && jid.local === "" && jid.resource === "";
+}
+
 function dialbackOf(event: S2sInEvent): DialbackElement | undefined {
   return event.type === "ELEMENT" ? readDialback(event.element) : undefined;
 }
@@ -147,6 +155,28 @@ export const s2sInMachine = setup({
       return authzid !== undefined && authzid === context.remoteDomain;
     },
     verdictValid: ({ event }) => event.type === "DIALBACK_VERIFIED" && event.result === "valid",
+    // Another domain pair is already authorized on this stream (piggybacking).
+    othersAuthorized: ({ context, event }) =>
+      event.type === "DIALBACK_VERIFIED" &&
+      context.authorized.some((pair) => pair !== pairKey(event.remote, event.local)),
+    // XEP-0220: from and to are bare domains, and db:verify carries the stream id.
+    isMalformedDialback: ({ event }) => {
+      if (event.type !== "ELEMENT" || event.element.ns !== NS.DIALBACK) return false;
+      const { local, attrs } = event.element;
+      if ((local !== "result" && local !== "verify") || attrs.type !== undefined) return false;
+      return !isDomain(attrs.from) || !isDomain(attrs.to) || (local === "verify" && !attrs.id);
+    },
+    // Provided by src/: the db:result claims a domain served here (a loop, or a spoof).
+    dbOriginLocal: ({ context, event }) => {
+      const db = dialbackOf(event);
+      return db !== undefined && context.hosts.includes(db.from);
+    },
+    // RFC 6120 §4.9.3.23: a first-level element that is neither a stanza nor understood here.
+    isUnsupportedElement: ({ event }) =>
+      event.type === "ELEMENT" &&
+      stanzaKind(event.element) === undefined &&
+      event.element.ns !== NS.DIALBACK &&
+      event.element.ns !== NS.SM,
     verdictInvalid: ({ event }) => event.type === "DIALBACK_VERIFIED" && event.result === "invalid",
     nothingAuthorized: ({ context }) => context.authorized.length === 0,
     verificationsPending: ({ context }) => context.pending.length > 0,
@@ -238,6 +268,17 @@ export const s2sInMachine = setup({
       streamId:
         event.type === "TLS_ESTABLISHED" && event.streamId !== undefined ? event.streamId : context.streamId,
     })),
+    // XEP-0220 §2.4: a dialback error instead of "invalid" keeps a stream other domains use.
+    sendForbidden: sendTo("transport", ({ event }) => {
+      if (event.type !== "DIALBACK_VERIFIED") throw new Error("sendForbidden needs DIALBACK_VERIFIED");
+      return {
+        type: "SEND" as const,
+        element: dbResultAnswer(event.local, event.remote, "error", {
+          condition: "forbidden",
+          text: event.reason ?? `${event.remote} could not be verified`,
+        }),
+      };
+    }),
     sendDialbackError: sendTo("transport", ({ event }) => {
       const db = dialbackOf(event);
       return {
@@ -359,7 +400,29 @@ export const s2sInMachine = setup({
         target: ".closing",
         actions: { type: "endStream", params: { detail: "peer sent a stream error" } },
       },
+      {
+        guard: "isMalformedDialback",
+        target: ".closing",
+        actions: {
+          type: "endStream",
+          params: {
+            condition: "improper-addressing",
+            text: "dialback needs 'from' and 'to' domains (and an 'id' on db:verify)",
+          },
+        },
+      },
       { guard: "isDbVerifyRequest", actions: "answerVerify" },
+      {
+        guard: and(["isDbResultRequest", "dbOriginLocal"]),
+        target: ".closing",
+        actions: {
+          type: "endStream",
+          params: ({ event }) => ({
+            condition: "invalid-from",
+            text: `${dialbackOf(event)?.from ?? "?"} is served here: a remote server cannot claim it`,
+          }),
+        },
+      },
       // XEP-0198: acks count stanzas, so only once a domain may send them on this stream.
       { guard: and(["isSmEnable", stateIn("#s2sIn.established")]), actions: "enableSm" },
       { guard: "isSmEnable", actions: "refuseSm" },
@@ -405,6 +468,18 @@ export const s2sInMachine = setup({
         actions: ["addPending", "acceptByCertificate"],
       },
       { guard: "isDbResultRequest", actions: ["addPending", "startVerification"] },
+      // Last: anything else at the top level is refused (dialback answers and acks are ignored).
+      {
+        guard: "isUnsupportedElement",
+        target: ".closing",
+        actions: {
+          type: "endStream",
+          params: ({ event }) => ({
+            condition: "unsupported-stanza-type",
+            text: `<${event.element.local}/> is not understood on a server stream`,
+          }),
+        },
+      },
     ],
     DIALBACK_VERIFIED: [
       {
@@ -416,7 +491,23 @@ export const s2sInMachine = setup({
         target: ".established",
         actions: ["settleVerdict", "sendVerdict", "logVerdict"],
       },
-      // invalid or failed: the peer hears it; the stream stays for other domains until state_timeout.
+      // Invalid while other domains use the stream: a <forbidden/> dialback error, the stream stays.
+      {
+        guard: and(["verdictInvalid", "othersAuthorized"]),
+        actions: ["settleVerdict", "sendForbidden", "logVerdict"],
+      },
+      // Invalid: XEP-0220 §2.2.1, the receiving server closes the stream.
+      {
+        guard: "verdictInvalid",
+        target: ".closing",
+        actions: [
+          "settleVerdict",
+          "sendVerdict",
+          "logVerdict",
+          { type: "endStream", params: { detail: "dialback key invalid" } },
+        ],
+      },
+      // Failed (the authoritative server could not be asked): an error; the peer may try again.
       { actions: ["settleVerdict", "sendVerdict", "logVerdict"] },
     ],
   },

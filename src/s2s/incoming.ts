@@ -11,7 +11,7 @@ import type { Config } from "../config/schema.js";
 import type { Element } from "../xml/element.js";
 import { CONTENT_NAMESPACES } from "../xmpp/namespaces.js";
 import { Jid } from "../xmpp/jid.js";
-import { dbVerifyAnswer, dialbackKeyMatches, readDialback } from "../xmpp/dialback.js";
+import { dbVerifyAnswer, dbVerifyError, dialbackKeyMatches, readDialback } from "../xmpp/dialback.js";
 import type { XmppTransport } from "../net/transport.js";
 import { transportActor, type TransportTable } from "../net/transportActor.js";
 import type { ActorRegistry } from "../routing/registry.js";
@@ -109,6 +109,10 @@ export function provideS2sIn(options: IncomingOptions) {
         const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
         return db !== undefined && options.isLocal(db.to);
       },
+      dbOriginLocal: ({ event }) => {
+        const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
+        return db !== undefined && options.isLocal(db.from);
+      },
       dbOriginAllowed: ({ event }) => {
         const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
         return db !== undefined && options.policy(db.from);
@@ -125,6 +129,13 @@ export function provideS2sIn(options: IncomingOptions) {
       answerVerify: ({ context, event }) => {
         const db = event.type === "ELEMENT" ? readDialback(event.element) : undefined;
         if (db?.id === undefined) return;
+        if (!options.isLocal(db.to)) {
+          // XEP-0220 §2.2.2: not ours to vouch for: an <item-not-found/> dialback error.
+          transportOf(context)?.send(
+            dbVerifyError(db.to, db.from, db.id, "item-not-found", `${db.to} is not served here`),
+          );
+          return;
+        }
         const valid =
           options.isLocal(db.to) &&
           (options.issuedKeys?.has(db.from, db.to, db.id) ?? true) &&

@@ -93,6 +93,17 @@ export function dbVerifyRequest(from: string, to: string, id: string, key: strin
   return el("db:verify", { from, to, id }, key);
 }
 
+/** Step 3 refused with a dialback error (XEP-0220 §2.4): e.g. item-not-found for a domain not served. */
+export function dbVerifyError(
+  from: string,
+  to: string,
+  id: string,
+  condition: StanzaErrorCondition,
+  text: string,
+): Element {
+  return el("db:verify", { from, to, id, type: "error" }, stanzaError(condition, { text }));
+}
+
 /** Step 3 (authoritative → receiving). */
 export function dbVerifyAnswer(from: string, to: string, id: string, type: "valid" | "invalid"): Element {
   return el("db:verify", { from, to, id, type });

@@ -341,14 +341,15 @@ describe("Ferry ↔ Ferry federation", () => {
       comp.destroy();
     });
 
-    it("says invalid for a forged key, and refuses stanzas on that stream", async () => {
+    it("says invalid for a forged key and closes that stream", async () => {
       const peer = await WirePeer.connect(a.s2s);
       peer.send(S2S_HEADER("a.example", "b.example"));
       await peer.waitFor(/<\/stream:features>/);
       peer.send(`<db:result from='b.example' to='a.example'>${"0".repeat(64)}</db:result>`);
       await peer.waitFor(/<db:result [^>]*type=['"]invalid['"]/, 10_000);
+      // XEP-0220 §2.2.1: the receiving server closes the stream; a stanza after it goes nowhere.
       peer.send("<message from='x@b.example' to='y@a.example'><body>let me</body></message>");
-      await peer.waitFor(/<not-authorized xmlns=['"]urn:ietf:params:xml:ns:xmpp-streams['"]\/>/);
+      await peer.waitFor(/<\/stream:stream>$/);
     });
 
     it("answers a db:result for a domain it does not serve with a dialback error", async () => {

@@ -380,8 +380,43 @@ describe("s2sIn machine: dialback", () => {
     assert.deepEqual(lastVerdict(commands).attrs, { from: "a.example", to: "b.example", type: "invalid" });
     assert.deepEqual(actor.getSnapshot().context.authorized, []);
     assert.deepEqual(actor.getSnapshot().context.pending, []);
-    assert.deepEqual(actor.getSnapshot().value, { connecting: "awaitingAuth" });
+    assert.equal(actor.getSnapshot().value, "closing", "XEP-0220 §2.2.1: the stream is closed");
+    assert.equal(closeCondition(commands), undefined, "after the invalid result, no stream error");
     assert.equal(stanzaPaths(), 0);
+  });
+
+  it("an invalid verdict on a stream another domain uses is a <forbidden/> dialback error; the stream stays", () => {
+    const { actor, commands } = opened();
+    actor.send({ type: "ELEMENT", element: dbResult() });
+    actor.send(verdict("valid"));
+    actor.send({ type: "ELEMENT", element: dbResult("c.example") });
+    actor.send(verdict("invalid", "c.example"));
+    const answer = lastVerdict(commands);
+    assert.deepEqual(answer.attrs, { from: "a.example", to: "c.example", type: "error" });
+    assert.ok(answer.getChild("error")?.getChild("forbidden", NS.STANZA_ERRORS));
+    assert.equal(actor.getSnapshot().value, "established");
+  });
+
+  it("refuses malformed dialback with <improper-addressing/> and a claim of our own domain with <invalid-from/>", () => {
+    for (const [element, condition] of [
+      [inNs(el("db:result", { to: "a.example" }, "k"), NS.DIALBACK), "improper-addressing"],
+      [
+        inNs(el("db:result", { from: "u@b.example", to: "a.example" }, "k"), NS.DIALBACK),
+        "improper-addressing",
+      ],
+      [
+        inNs(el("db:verify", { from: "b.example", to: "a.example" }, "k"), NS.DIALBACK),
+        "improper-addressing",
+      ],
+      [dbResult("a.example", "a.example"), "invalid-from"],
+      [inNs(el("foo", { xmlns: "urn:example" }), "urn:example"), "unsupported-stanza-type"],
+    ] as const) {
+      const { actor, commands, verifications } = opened();
+      actor.send({ type: "ELEMENT", element });
+      assert.equal(closeCondition(commands), condition, element.name);
+      assert.deepEqual(verifications, [], "no verification started");
+      assert.equal(actor.getSnapshot().value, "closing");
+    }
   });
 
   it("a failed verification is answered with type='error' and <remote-server-timeout/>", () => {
@@ -518,7 +553,7 @@ describe("s2sIn machine: timeouts and stream ends", () => {
       "our own verification does not count against the peer",
     );
     assert.deepEqual(actor.getSnapshot().value, { connecting: "awaitingAuth" });
-    actor.send(verdict("invalid"));
+    actor.send(verdict("failed"));
     await new Promise((resolve) => setTimeout(resolve, 80));
     assert.equal(closeCondition(commands), "connection-timeout");
   });
