@@ -27,6 +27,8 @@ export interface QueueInput {
   /** Passed on to each connection (see S2sOutInput). */
   tlsPolicy?: S2sOutInput["tlsPolicy"];
   ownCertificate?: boolean;
+  /** How long an idle queue with nothing to send is kept (default 60 s). */
+  retireAfterMs?: number;
 }
 
 export interface QueueContext extends QueueInput {
@@ -63,6 +65,8 @@ export const queueMachine = setup({
   },
   delays: {
     retryDelay: ({ context }) => context.retryDelayMs,
+    // An idle queue with nothing to send goes away (its memory with it); the next stanza makes a new one.
+    retireAfter: ({ context }) => context.retireAfterMs ?? 60_000,
   },
   guards: {
     // Provided by src/: whether the buffer holds stanzas.
@@ -79,13 +83,18 @@ export const queueMachine = setup({
 }).createMachine({
   id: "queue",
   context: ({ input }) => ({ ...input, attempt: 0, retryDelayMs: 0, stopping: false }),
+  // Retired (idle, nothing to send) rather than stopped by a shutdown.
+  output: ({ context }) => ({ retired: !context.stopping }),
   initial: "idle",
   states: {
     idle: {
       always: { guard: "hasPending", target: "link" },
       // RETRY connects even with nothing to send, so that an administrator sees the link come up.
       on: { NONEMPTY: "link", RETRY: "link", SHUTDOWN: "stopped" },
+      after: { retireAfter: [{ guard: "hasPending", target: "link" }, { target: "retired" }] },
     },
+    // Final, nothing held: src/ forgets the queue (a stanza arriving meanwhile opens a new one).
+    retired: { type: "final" },
     link: {
       invoke: {
         id: "conn",
@@ -191,10 +200,13 @@ export const queueMachine = setup({
     },
     stopped: {
       type: "final",
-      entry: {
-        type: "bounceQueued",
-        params: { condition: "remote-server-timeout", text: "the server is shutting down" },
-      },
+      entry: [
+        assign({ stopping: true }),
+        {
+          type: "bounceQueued",
+          params: { condition: "remote-server-timeout", text: "the server is shutting down" },
+        },
+      ],
     },
   },
 });

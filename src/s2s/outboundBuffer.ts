@@ -108,6 +108,14 @@ export class OutboundBuffer {
     return unacked.length;
   }
 
+  /** Hands every waiting stanza, in order, to another queue's buffer (a retired queue's successor). */
+  moveTo(next: OutboundBuffer): void {
+    const items = this.items;
+    this.items = [];
+    this.bytes = 0;
+    for (const { stanza } of items) next.push(stanza);
+  }
+
   /** The link failed (or the server stops): every waiting stanza goes back to its sender. */
   bounceAll(condition: StanzaErrorCondition, text: string): void {
     const items = this.items;

@@ -205,6 +205,7 @@ export class OutgoingLinks implements RemoteRoute {
       remote,
     );
     this.buffers.set(key, queued);
+    let retired = false;
     this.options.registry.start({
       key: actorKey,
       kind: "queue",
@@ -218,10 +219,22 @@ export class OutgoingLinks implements RemoteRoute {
         streamTimeoutMs: outgoing.stream_timeout,
         tlsPolicy: this.options.trust.requireFor(remote),
         ownCertificate: this.options.trust.certificates.hasCertificateFor(local),
+        // Idle with nothing to send: forgotten after the longer wait the queue itself would have had.
+        retireAfterMs: Math.min(outgoing.stream_timeout, outgoing.max_retry_delay * 1000),
       },
       restartable: true,
+      onDone: (output) => {
+        retired = (output as { retired?: boolean } | undefined)?.retired === true;
+      },
       release: (reason) => {
         this.buffers.delete(key);
+        // A retired queue may have been handed a stanza just before it was released: a new
+        // queue takes it on rather than bouncing it.
+        if (reason === "done" && retired && queued.size > 0) {
+          const next = this.open(local, remote);
+          queued.moveTo(next);
+          return;
+        }
         queued.bounceAll("remote-server-timeout", `queue for ${remote} stopped: ${reason}`);
       },
     });

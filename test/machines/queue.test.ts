@@ -290,6 +290,22 @@ describe("queue machine", () => {
     assert.equal(q.recorded.connInputs.length, 1);
   });
 
+  it("retires after retireAfterMs idle with nothing to send (final, output retired)", () => {
+    const q = start({ retireAfterMs: 1000 });
+    q.clock.increment(999);
+    assert.equal(q.value(), "idle");
+    q.clock.increment(1);
+    assert.equal(q.value(), "retired");
+    assert.deepEqual(q.actor.getSnapshot().output, { retired: true });
+    assert.deepEqual(q.bounces, [], "nothing was held, nothing bounced");
+  });
+
+  it("a stopped queue's output says it was not retired", () => {
+    const q = start();
+    q.actor.send({ type: "SHUTDOWN" });
+    assert.deepEqual(q.actor.getSnapshot().output, { retired: false });
+  });
+
   it("RETRY (an administrator's 'retry link now') clears the backoff and connects at once", () => {
     const q = start({ maxRetryDelayMs: 600_000 });
     q.actor.send({ type: "NONEMPTY" });
