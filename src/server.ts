@@ -506,7 +506,7 @@ export async function startServer(
             }
             components.add(link);
             links.set(context.streamId, link);
-            transport.stanzaSink = componentIngress(link, router, listener.check_from, counters);
+            transport.stanzaSink = componentIngress(link, router, listener.check_from, counters, transport);
           },
           unregisterRoutes: ({ context }) => {
             const link = links.get(context.streamId);

@@ -360,13 +360,28 @@ export class XmppTransport {
     this.sink?.(event);
   }
 
+  private holds = 0;
+
+  /** Stops reading until the returned release is called (a congested queue downstream). */
+  hold(): () => void {
+    this.holds++;
+    this.socket.pause();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      if (this.holds === 0 && this.shaperTimer === undefined && !this.socket.destroyed) this.socket.resume();
+    };
+  }
+
   private shape(bytes: number): void {
     const pause = this.options.shaper?.update(bytes) ?? 0;
     if (pause <= 0 || this.shaperTimer !== undefined) return;
     this.socket.pause();
     this.shaperTimer = setTimeout(() => {
       this.shaperTimer = undefined;
-      if (!this.socket.destroyed) this.socket.resume();
+      if (this.holds === 0 && !this.socket.destroyed) this.socket.resume();
     }, pause);
   }
 

@@ -3,6 +3,7 @@
  * component's domain). A bad address gets a stanza error straight back on the component's stream,
  * as MongooseIM's `check_from` does. (Anything that is not a stanza goes to the machine.)
  */
+import { routingFrom, type Pausable } from "./backpressure.js";
 import type { Element } from "../xml/element.js";
 import { CONTENT_NAMESPACES } from "../xmpp/namespaces.js";
 import { Jid } from "../xmpp/jid.js";
@@ -16,6 +17,8 @@ export function componentIngress(
   router: StanzaRouter,
   checkFrom: boolean,
   counters: StanzaCounters,
+  /** The component's stream: held while a queue it feeds is congested. */
+  source: Pausable,
 ): (stanza: Element) => void {
   const refuse = (stanza: Element, condition: StanzaErrorCondition, text: string): void => {
     const reply = bounce(stanza, condition, { text });
@@ -42,6 +45,8 @@ export function componentIngress(
       refuse(stanza, "jid-malformed", "a component's stanzas need a valid 'to'");
       return;
     }
-    router.route(stanza, from, to);
+    routingFrom(source, () => {
+      router.route(stanza, from, to);
+    });
   };
 }

@@ -21,6 +21,7 @@ import type { provideS2sOut } from "./outgoing.js";
 import type { CertificateCheck, Trust } from "./trust.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 import { SmInbound } from "./streamManagement.js";
+import { routingFrom } from "../routing/backpressure.js";
 import type { IpLimits } from "./ipLimits.js";
 import type { IssuedKeys } from "./issuedKeys.js";
 
@@ -77,7 +78,9 @@ export function remoteIngress(
       return;
     }
     counters.remote(from.domain, "in");
-    router.route(stanza, from, to);
+    routingFrom(transport, () => {
+      router.route(stanza, from, to);
+    });
     transport.smInbound?.handled();
   };
 }

@@ -9,6 +9,7 @@ import { serialize } from "../xml/serialize.js";
 import type { XmppTransport } from "../net/transport.js";
 import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
+import { currentSource, type Pausable } from "../routing/backpressure.js";
 
 export interface BufferLimits {
   maxStanzas: number;
@@ -17,6 +18,14 @@ export interface BufferLimits {
 
 /** Generous enough for a burst while a link comes up, small enough that one dead peer cannot eat memory. */
 export const DEFAULT_BUFFER_LIMITS: BufferLimits = { maxStanzas: 10_000, maxBytes: 16 * 1024 * 1024 };
+
+/**
+ * With a live but congested link, the stream feeding the queue stops being read above HIGH_WATER
+ * and is read again below LOW_WATER (TCP slows the sender); the limits above then only apply to a
+ * queue waiting for a link.
+ */
+const HIGH_WATER = 1000;
+const LOW_WATER = 250;
 
 export class OutboundBuffer {
   /** Waiting stanzas, serialized once: to measure them against maxBytes and to write them. */
@@ -68,6 +77,7 @@ export class OutboundBuffer {
     }
     this.items.push({ stanza, xml, bytes });
     this.bytes += bytes;
+    if (writer !== undefined && this.items.length >= HIGH_WATER) this.holdSource();
     if (this.items.length === 1 && !writer) this.wake();
     if (writer) this.flush();
   }
@@ -96,6 +106,7 @@ export class OutboundBuffer {
    * the queue: sent again on the next connection, or bounced if the queue gives up. Returns how many.
    */
   detach(): number {
+    this.releaseSources(); // without a link, the limits apply instead
     const writer = this.writer;
     writer?.socket.off("drain", this.flushOnDrain);
     this.writer = undefined;
@@ -118,10 +129,23 @@ export class OutboundBuffer {
 
   /** The link failed (or the server stops): every waiting stanza goes back to its sender. */
   bounceAll(condition: StanzaErrorCondition, text: string): void {
+    this.releaseSources();
     const items = this.items;
     this.items = [];
     this.bytes = 0;
     for (const { stanza } of items) this.bounce(stanza, condition, text);
+  }
+
+  private readonly held = new Map<Pausable, () => void>();
+
+  private holdSource(): void {
+    const source = currentSource();
+    if (source !== undefined && !this.held.has(source)) this.held.set(source, source.hold());
+  }
+
+  private releaseSources(): void {
+    for (const release of this.held.values()) release();
+    this.held.clear();
   }
 
   private flush(): void {
@@ -134,6 +158,7 @@ export class OutboundBuffer {
       this.write(writer, item.stanza, item.xml, item.bytes);
     }
     writer.smOutbound?.requestAck();
+    if (this.held.size > 0 && this.items.length <= LOW_WATER) this.releaseSources();
   }
 
   private write(writer: XmppTransport, stanza: Element, xml: string, bytes?: number): void {

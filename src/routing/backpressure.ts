@@ -1,0 +1,28 @@
+/**
+ * Flow control from a congested outgoing link back to whoever feeds it (issue 9: a burst must be
+ * slowed down, not bounced). Stanzas are routed synchronously, so the stream a stanza came in on is
+ * known while it is routed; a queue above its high-water mark holds that stream's reading until it
+ * has drained. Plain TCP flow control then slows the sender, as Prosody and ejabberd do.
+ */
+export interface Pausable {
+  /** Stops reading; reading resumes once every returned release has been called. */
+  hold(): () => void;
+}
+
+let current: Pausable | undefined;
+
+/** Routes with `source` known as the origin, for any queue that needs to hold it. */
+export function routingFrom(source: Pausable, route: () => void): void {
+  const previous = current;
+  current = source;
+  try {
+    route();
+  } finally {
+    current = previous;
+  }
+}
+
+/** The stream whose stanza is being routed now, if any. */
+export function currentSource(): Pausable | undefined {
+  return current;
+}
