@@ -413,15 +413,21 @@ export class ProbeSession {
           ),
         );
         return;
-      case "STREAM_END":
-        this.fail(
-          new ProbeFailure(
-            "stream_closed",
-            this.phase,
-            `the server closed the stream while Ferry was ${PHASE_WORDS[this.phase]}`,
-          ),
-        );
+      case "STREAM_END": {
+        // Elements read with the end (an invalid dialback answer, then </stream:stream>) are
+        // looked at first: the failure is what they say, not that the stream ended.
+        const phase = this.phase;
+        setImmediate(() => {
+          this.fail(
+            new ProbeFailure(
+              "stream_closed",
+              phase,
+              `the server closed the stream while Ferry was ${PHASE_WORDS[phase]}`,
+            ),
+          );
+        });
         return;
+      }
       case "SOCKET_CLOSED":
         this.socketGone = true;
         this.fail(
@@ -446,7 +452,11 @@ export class ProbeSession {
 
   /** Records the first failure; every wait then throws it. */
   private fail(failure: ProbeFailure): ProbeFailure {
-    if (this.failure !== undefined) return this.failure;
+    // A stream that ended after saying why (an invalid dialback key, then </stream:stream>) fails
+    // for that reason, not for having ended.
+    if (this.failure !== undefined && !(ENDED.has(this.failure.code) && !ENDED.has(failure.code))) {
+      return this.failure;
+    }
     this.failure = failure;
     this.rejectFailed(failure);
     this.wake?.();
@@ -470,6 +480,8 @@ export class ProbeSession {
     }
   }
 }
+
+const ENDED = new Set(["stream_closed", "connection_closed"]);
 
 function isVersion1(version: string | undefined): boolean {
   const major = Number.parseInt((version ?? "").split(".")[0] ?? "", 10);

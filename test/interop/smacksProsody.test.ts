@@ -86,13 +86,31 @@ describe("Ferry → Prosody with mod_smacks: XEP-0198 acks, Prosody killed mid-s
   });
   after(() => local.run());
 
+  /** A connection's admin fields, once `ready` holds (acks are enabled a round trip after the link). */
+  async function fieldsOf(
+    group: string,
+    named: (name: string) => boolean,
+    ready: (fields: Map<string, string>) => boolean,
+  ): Promise<Map<string, string>> {
+    const until = Date.now() + 5000;
+    for (;;) {
+      const entry = server.introspection.connections().find((c) => c.group === group && named(c.name));
+      const fields = new Map(entry?.fields.map((f) => [f.var, f.values.join("; ")]));
+      if ((entry !== undefined && ready(fields)) || Date.now() > until) {
+        assert.ok(entry, log.lines().slice(-40).join("\n"));
+        return fields;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   it("enables stream management on the link once Prosody offers it (after SASL EXTERNAL)", async () => {
     await deliver(atFerry, atPeer, `alice@${ferry.component}`, `bob@${peer.component}`);
-    const link = server.introspection
-      .connections()
-      .find((c) => c.group === "established-outgoing" && c.name === `${peer.component}/${ferry.component}`);
-    assert.ok(link, log.lines().slice(-40).join("\n"));
-    const fields = new Map(link.fields.map((f) => [f.var, f.values.join("; ")]));
+    const fields = await fieldsOf(
+      "established-outgoing",
+      (name) => name === `${peer.component}/${ferry.component}`,
+      (f) => f.get("stream-management")?.startsWith("on ") === true,
+    );
     assert.equal(fields.get("authentication"), "SASL EXTERNAL");
     assert.match(fields.get("stream-management") ?? "", /^on \(XEP-0198\), \d+ unacknowledged$/);
     assert.ok(log.grep(/stream management \(XEP-0198\) enabled/).length > 0);
@@ -100,13 +118,11 @@ describe("Ferry → Prosody with mod_smacks: XEP-0198 acks, Prosody killed mid-s
 
   it("answers Prosody's <enable/> on its stream to Ferry, and acknowledges what it handled", async () => {
     await deliver(atPeer, atFerry, `bob@${peer.component}`, `alice@${ferry.component}`);
-    const incoming = server.introspection
-      .connections()
-      .find(
-        (c) => c.group === "established-incoming" && c.name.endsWith(`@${ferry.component}/${peer.component}`),
-      );
-    assert.ok(incoming, log.lines().slice(-40).join("\n"));
-    const fields = new Map(incoming.fields.map((f) => [f.var, f.values.join("; ")]));
+    const fields = await fieldsOf(
+      "established-incoming",
+      (name) => name.endsWith(`@${ferry.component}/${peer.component}`),
+      (f) => f.get("stream-management") === "on (XEP-0198 acks)",
+    );
     assert.equal(fields.get("stream-management"), "on (XEP-0198 acks)");
     assert.equal(fields.get("authentication"), "SASL EXTERNAL");
   });
