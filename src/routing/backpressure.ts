@@ -11,15 +11,18 @@ export interface Pausable {
 
 let current: Pausable | undefined;
 
-/** Routes with `source` known as the origin, for any queue that needs to hold it. */
-export function routingFrom(source: Pausable, route: () => void): void {
+/**
+ * Marks `source` as the origin of what is routed until `leaveSource(previous)`; no closure per
+ * stanza on the hot path. Callers pair it with try/finally.
+ */
+export function enterSource(source: Pausable): Pausable | undefined {
   const previous = current;
   current = source;
-  try {
-    route();
-  } finally {
-    current = previous;
-  }
+  return previous;
+}
+
+export function leaveSource(previous: Pausable | undefined): void {
+  current = previous;
 }
 
 /** The stream whose stanza is being routed now, if any. */

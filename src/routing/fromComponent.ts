@@ -3,7 +3,7 @@
  * component's domain). A bad address gets a stanza error straight back on the component's stream,
  * as MongooseIM's `check_from` does. (Anything that is not a stanza goes to the machine.)
  */
-import { routingFrom, type Pausable } from "./backpressure.js";
+import { enterSource, leaveSource, type Pausable } from "./backpressure.js";
 import type { Element } from "../xml/element.js";
 import { CONTENT_NAMESPACES } from "../xmpp/namespaces.js";
 import { Jid } from "../xmpp/jid.js";
@@ -45,8 +45,11 @@ export function componentIngress(
       refuse(stanza, "jid-malformed", "a component's stanzas need a valid 'to'");
       return;
     }
-    routingFrom(source, () => {
+    const previous = enterSource(source);
+    try {
       router.route(stanza, from, to);
-    });
+    } finally {
+      leaveSource(previous);
+    }
   };
 }

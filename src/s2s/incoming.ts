@@ -21,7 +21,7 @@ import type { provideS2sOut } from "./outgoing.js";
 import type { CertificateCheck, Trust } from "./trust.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 import { SmInbound } from "./streamManagement.js";
-import { routingFrom } from "../routing/backpressure.js";
+import { enterSource, leaveSource } from "../routing/backpressure.js";
 import type { IpLimits } from "./ipLimits.js";
 import type { IssuedKeys } from "./issuedKeys.js";
 
@@ -78,9 +78,12 @@ export function remoteIngress(
       return;
     }
     counters.remote(from.domain, "in");
-    routingFrom(transport, () => {
+    const previous = enterSource(transport);
+    try {
       router.route(stanza, from, to);
-    });
+    } finally {
+      leaveSource(previous);
+    }
     transport.smInbound?.handled();
   };
 }
