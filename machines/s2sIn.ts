@@ -178,7 +178,6 @@ export const s2sInMachine = setup({
       event.element.ns !== NS.DIALBACK &&
       event.element.ns !== NS.SM,
     verdictInvalid: ({ event }) => event.type === "DIALBACK_VERIFIED" && event.result === "invalid",
-    nothingAuthorized: ({ context }) => context.authorized.length === 0,
     verificationsPending: ({ context }) => context.pending.length > 0,
     isEstablished: stateIn("established"),
     // Provided by src/: is a db:result's receiving domain ours (hosted, or a component's)? May its

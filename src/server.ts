@@ -39,6 +39,8 @@ import type { Element } from "./xml/element.js";
 import type { Jid } from "./xmpp/jid.js";
 import type { StanzaErrorCondition } from "./xmpp/stanzaErrors.js";
 import { NS } from "./xmpp/namespaces.js";
+import { STREAM_FOOTER, serialize, streamHeader } from "./xml/serialize.js";
+import { streamError } from "./xmpp/streamErrors.js";
 import { ConnectProgress } from "./s2s/connect.js";
 import { StateClock } from "./admin/introspection/stateClock.js";
 import { LinkHistory } from "./admin/introspection/linkHistory.js";
@@ -108,8 +110,9 @@ interface StreamKind<TLogic extends AnyStateMachine> {
 function refuseConnection(socket: Socket, defaultNs: string, text: string): void {
   socket.on("error", () => undefined);
   socket.end(
-    `<?xml version='1.0'?><stream:stream xmlns='${defaultNs}' xmlns:stream='${NS.STREAM}' version='1.0'>` +
-      `<stream:error><policy-violation xmlns='${NS.STREAM_ERRORS}'/><text xmlns='${NS.STREAM_ERRORS}'>${text}</text></stream:error></stream:stream>`,
+    streamHeader({ defaultNs, version: "1.0" }) +
+      serialize(streamError("policy-violation", text)) +
+      STREAM_FOOTER,
   );
   socket.setTimeout(1000, () => socket.destroy());
 }
@@ -325,7 +328,7 @@ export async function startServer(
       pendingStanzas: (local, remote) => outgoingLinks.buffer(local, remote)?.size ?? 0,
     },
     linkHistory,
-    registry,
+    outgoingLinks,
   );
   const browsers = ["global", "s2s"]
     .filter((list) => Object.hasOwn(config.access, list))

@@ -158,6 +158,26 @@ export class OutgoingLinks implements RemoteRoute {
     return { stanzas, bytes };
   }
 
+  /**
+   * "Retry link now" (admin): each queue towards `remote` that is idle or backing off connects at
+   * once; returns the local domains retried and those whose link is already connecting or up.
+   */
+  retry(remote: string): { started: string[]; busy: string[] } {
+    const started: string[] = [];
+    const busy: string[] = [];
+    for (const key of this.buffers.keys()) {
+      const [local = "", to] = key.split(" ");
+      if (to !== remote) continue;
+      const actor = this.options.registry.get(`out:${local}:${remote}`);
+      const state = (actor?.getSnapshot() as { value?: unknown } | undefined)?.value;
+      if (state === "backoff" || state === "idle") {
+        actor?.send({ type: "RETRY" });
+        started.push(local);
+      } else busy.push(`${local} (${typeof state === "string" ? state : "link connecting or up"})`);
+    }
+    return { started, busy };
+  }
+
   /** The buffer of a (local, remote) queue, for the admin views. */
   buffer(local: string, remote: string): OutboundBuffer | undefined {
     return this.buffers.get(pair(local, remote));

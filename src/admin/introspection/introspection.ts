@@ -2,7 +2,6 @@
  * What the disco tree (seed 000), its ad-hoc commands and the HTTP twin share: the live
  * connections, the link history, and the two actions ("close connection", "retry link now").
  */
-import type { ActorRegistry } from "../../routing/registry.js";
 import { connections, GROUPS, type Connection, type GroupId, type TreeSources } from "./connectionTree.js";
 import type { LinkAttempt, LinkHistory } from "./linkHistory.js";
 
@@ -12,7 +11,8 @@ export class Introspection {
   constructor(
     private readonly sources: TreeSources,
     readonly history: LinkHistory,
-    private readonly registry: ActorRegistry,
+    /** The outgoing queues (OutgoingLinks), which know which of theirs go to a domain. */
+    private readonly links: { retry(remote: string): { started: string[]; busy: string[] } },
   ) {}
 
   connections(): Connection[] {
@@ -53,24 +53,9 @@ export class Introspection {
 
   /** Clears the backoff of every queue towards `domain` and connects now. */
   retry(domain: string): ActionResult {
-    const queues: string[] = [];
-    for (const key of this.registry.keys()) {
-      const [kind, local, remote] = key.split(":");
-      if (kind === "out" && remote === domain && local !== undefined) queues.push(key);
-    }
-    if (queues.length === 0)
+    const { started, busy } = this.links.retry(domain);
+    if (started.length === 0 && busy.length === 0)
       return { ok: false, status: 404, text: `no queue towards ${domain}: nothing has been sent there` };
-    const started: string[] = [];
-    const busy: string[] = [];
-    for (const key of queues) {
-      const actor = this.registry.get(key);
-      const state = (actor?.getSnapshot() as { value?: unknown } | undefined)?.value;
-      const local = key.split(":")[1] ?? "";
-      if (state === "backoff" || state === "idle") {
-        actor?.send({ type: "RETRY" });
-        started.push(local);
-      } else busy.push(`${local} (${typeof state === "string" ? state : "link connecting or up"})`);
-    }
     if (started.length === 0)
       return {
         ok: false,
