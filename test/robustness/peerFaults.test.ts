@@ -349,7 +349,7 @@ outgoing.address = [
     peer.switchTo("well");
     const ids = Array.from({ length: FLOOD }, (_, k) => String(first + k));
     const until = Date.now() + 60_000;
-    let bounced: string[] = [];
+    let bounced: string[];
     for (;;) {
       bounced = [...sender.received.matchAll(/<message [^>]*id='s(\d+)'[^>]*type='error'/g)].map(
         (m) => m[1] ?? "",
@@ -375,6 +375,7 @@ outgoing.address = [
       assert.ok(c === "resource-constraint" || c?.startsWith("remote-server-"), String(c));
     assert.equal(new Set(bounced).size, bounced.length, "none bounced twice");
     sender.received = "";
+    peer.received.clear();
   });
 
   it("returns to its memory baseline once the faults are over", async () => {
