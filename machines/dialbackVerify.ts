@@ -3,8 +3,11 @@
  * `<db:result from=originating to=receiving>KEY</db:result>`; ask the authoritative server of the
  * originating domain, over a connection of our own, whether KEY is its key for that stream.
  * verifying → valid | invalid | failed; the answer goes back to the incoming stream.
+ *
+ * The answer is also emitted (`verdict`) the moment it arrives: the connection still closes its
+ * stream properly before the machine is done, and the incoming stream need not wait for that.
  */
-import { assign, setup } from "xstate";
+import { assign, emit, setup } from "xstate";
 import type { LogEmitted } from "./events.js";
 import type { S2sOutInput, S2sOutParentEvent, OutgoingTlsMode } from "./s2sOut.js";
 import { s2sOutMachine } from "./s2sOut.js";
@@ -37,13 +40,19 @@ export interface DialbackVerifyOutput {
 
 export type DialbackVerifyEvent = Extract<S2sOutParentEvent, { type: "VERIFY_ANSWER" }>;
 
+/** The authoritative server's answer, as soon as it is in (the output follows once closed). */
+export interface DialbackVerdictEmitted {
+  type: "verdict";
+  result: "valid" | "invalid";
+}
+
 export const dialbackVerifyMachine = setup({
   types: {
     context: {} as DialbackVerifyContext,
     events: {} as DialbackVerifyEvent,
     input: {} as DialbackVerifyInput,
     output: {} as DialbackVerifyOutput,
-    emitted: {} as LogEmitted,
+    emitted: {} as LogEmitted | DialbackVerdictEmitted,
   },
   actors: {
     // Provided by src/ with its real I/O (the same s2sOut logic the queues use).
@@ -94,7 +103,15 @@ export const dialbackVerifyMachine = setup({
         onError: { target: "failed", actions: assign({ reason: ({ event }) => String(event.error) }) },
       },
       on: {
-        VERIFY_ANSWER: { actions: assign({ answer: ({ event }) => event.valid }) },
+        VERIFY_ANSWER: {
+          actions: [
+            assign({ answer: ({ event }) => event.valid }),
+            emit(({ event }) => ({
+              type: "verdict" as const,
+              result: event.valid ? ("valid" as const) : ("invalid" as const),
+            })),
+          ],
+        },
       },
       after: {
         verifyTimeout: [

@@ -12,7 +12,7 @@
  * Pure: DNS + TCP (`connect`), the socket (`transport`) and the dialback key (`sendDialbackKey`,
  * which needs the secret) are provided by src/.
  */
-import { assign, fromCallback, fromPromise, raise, sendParent, sendTo, setup } from "xstate";
+import { and, assign, fromCallback, fromPromise, raise, sendParent, sendTo, setup } from "xstate";
 import type {
   AdminCloseEvent,
   CertificateSummary,
@@ -255,6 +255,9 @@ export const s2sOutMachine = setup({
     wasUp: ({ context }) =>
       context.failure === undefined && (context.up || context.closeReason === "system-shutdown"),
     dropped: ({ context }) => context.dropped,
+    // After STARTTLS the verdict is taken with the first answer on the encrypted stream, where it
+    // is first needed (require_for), rather than on TLS_ESTABLISHED, before our header goes out.
+    verdictDue: ({ context }) => context.tls === "starttls" && context.certificate === undefined,
   },
   actions: {
     recordHeader: assign(({ event }) => {
@@ -331,6 +334,8 @@ export const s2sOutMachine = setup({
     markUp: assign({ up: true }),
     // Provided by src/: the remote certificate's verdict after a STARTTLS handshake.
     checkCertificate: () => undefined,
+    // Provided by src/: starts working that verdict out while the peer answers our new header.
+    prepareCertificate: () => undefined,
     sendAuthExternal: sendTo("transport", ({ context }) => ({
       type: "SEND" as const,
       // XEP-0178 §2: the authorization identity is our domain, base64-encoded.
@@ -540,6 +545,11 @@ export const s2sOutMachine = setup({
                       },
                     ],
                   },
+                  {
+                    guard: "verdictDue",
+                    target: "gotStreamRoot",
+                    actions: ["recordHeader", "checkCertificate"],
+                  },
                   { target: "gotStreamRoot", actions: "recordHeader" },
                 ],
               },
@@ -552,7 +562,16 @@ export const s2sOutMachine = setup({
             },
             // "we are waiting for stream features".
             awaitingFeatures: {
-              on: { ELEMENT: { guard: "isFeatures", target: "gotFeatures", actions: "recordFeatures" } },
+              on: {
+                ELEMENT: [
+                  {
+                    guard: and(["isFeatures", "verdictDue"]),
+                    target: "gotFeatures",
+                    actions: ["recordFeatures", "checkCertificate"],
+                  },
+                  { guard: "isFeatures", target: "gotFeatures", actions: "recordFeatures" },
+                ],
+              },
               after: timedOut("(stream features)"),
             },
             // "we got the stream features": decide STARTTLS, dialback, or drop.
@@ -699,7 +718,7 @@ export const s2sOutMachine = setup({
                     ],
                   },
                 ],
-                TLS_ESTABLISHED: { target: "connected", actions: ["markTls", "checkCertificate"] },
+                TLS_ESTABLISHED: { target: "connected", actions: ["markTls", "prepareCertificate"] },
                 TLS_FAILED: {
                   target: "closing",
                   actions: {

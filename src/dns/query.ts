@@ -40,6 +40,80 @@ export function createDnsClient(timeoutMs: number, servers?: readonly string[]):
   return resolver;
 }
 
+/** Resolvers by (timeout, servers): one c-ares channel per configured server set, not per lookup. */
+const shared = new Map<string, DnsClient>();
+const SHARED_MAX = 16;
+
+/**
+ * The resolver every resolution with these settings shares. A channel is costly to set up
+ * (c-ares reads the system configuration, sockets are opened), so resolutions never cancel it:
+ * an abandoned question is dropped by its deadline and ends inside c-ares after `timeoutMs`.
+ */
+export function sharedDnsClient(timeoutMs: number, servers?: readonly string[]): DnsClient {
+  const key = `${Math.max(1, Math.round(timeoutMs))} ${servers?.join(" ") ?? ""}`;
+  let client = shared.get(key);
+  if (client === undefined) {
+    client = new BoundedDnsClient(createDnsClient(timeoutMs, servers), MAX_IN_FLIGHT);
+    // Bounded (tests use many fake servers); the oldest set is dropped first.
+    if (shared.size >= SHARED_MAX) shared.delete(shared.keys().next().value ?? "");
+    shared.set(key, client);
+  }
+  return client;
+}
+
+/**
+ * Questions one shared channel has on the wire at once. A channel has one UDP socket per server:
+ * a burst of thousands of questions (10,000 fresh domains) would have their answers overflow its
+ * receive buffer, and the lost ones would end as timeouts. The rest wait their turn, inside the
+ * caller's deadline.
+ */
+const MAX_IN_FLIGHT = 256;
+
+/** A DnsClient that lets at most `limit` questions run at once, in the order they were asked. */
+export class BoundedDnsClient implements DnsClient {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly inner: DnsClient,
+    private readonly limit: number,
+  ) {}
+
+  resolveSrv(name: string): Promise<SrvRecord[]> {
+    return this.run(() => this.inner.resolveSrv(name));
+  }
+  resolve4(name: string): Promise<string[]> {
+    return this.run(() => this.inner.resolve4(name));
+  }
+  resolve6(name: string): Promise<string[]> {
+    return this.run(() => this.inner.resolve6(name));
+  }
+  getServers(): string[] {
+    return this.inner.getServers();
+  }
+  cancel(): void {
+    this.inner.cancel();
+  }
+
+  /** Questions asked but not yet sent. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  private async run<T>(question: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((go) => this.waiting.push(go));
+    else this.running++;
+    try {
+      return await question();
+    } finally {
+      // The slot passes straight to the next question, if any.
+      const next = this.waiting.shift();
+      if (next !== undefined) next();
+      else this.running--;
+    }
+  }
+}
+
 /** Asks one question, retrying DNS failures (not NXDOMAIN/NODATA); rejects only when aborted. */
 export async function ask<T>(
   client: DnsClient,

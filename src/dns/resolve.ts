@@ -20,7 +20,7 @@
 import { isIP } from "node:net";
 import type { SrvRecord } from "node:dns";
 import type { Config } from "../config/schema.js";
-import { ask, createDnsClient, type Answer, type DnsClient, type QueryLimits } from "./query.js";
+import { ask, sharedDnsClient, type Answer, type DnsClient, type QueryLimits } from "./query.js";
 import { orderByPriorityAndWeight, type Random } from "./weighted.js";
 
 export interface Target {
@@ -78,7 +78,7 @@ export interface ResolveOptions {
   directTls: boolean;
   /** Also ask `_xmpps-server` when not `directTls` (default true; see the module comment). */
   xmppsSrv?: boolean | undefined;
-  /** A resolver to use instead of a fresh `dns.promises.Resolver` (tests). */
+  /** A resolver to use instead of the one shared by these `timeoutMs` and `servers` (tests). */
   resolver?: DnsClient | undefined;
   /** For the RFC 2782 weighted order (tests). */
   random?: Random | undefined;
@@ -88,7 +88,7 @@ export interface ResolveOptions {
 
 /** The options as `[s2s] outgoing` configures them. */
 export function resolveOptionsFromConfig(outgoing: Config["s2s"]["outgoing"]): ResolveOptions {
-  return {
+  const options: ResolveOptions = {
     port: outgoing.port,
     ipVersions: outgoing.ip_versions,
     overrides: outgoing.address,
@@ -97,6 +97,13 @@ export function resolveOptionsFromConfig(outgoing: Config["s2s"]["outgoing"]): R
     servers: outgoing.dns.servers,
     directTls: outgoing.tls.mode === "tls",
   };
+  // The resolver is made now, at start-up, rather than on the first link's path.
+  try {
+    sharedDnsClient(options.timeoutMs, options.servers);
+  } catch {
+    // Unusable servers: each resolution reports them (see resolveTargets).
+  }
+  return options;
 }
 
 export async function resolveTargets(domain: string, options: ResolveOptions): Promise<ResolvedTargets> {
@@ -122,25 +129,15 @@ export async function resolveTargets(domain: string, options: ResolveOptions): P
     return fail("invalid-domain", `DNS: ${JSON.stringify(domain)} is not a valid ASCII (IDNA) domain name`);
   }
 
-  const owned = options.resolver === undefined;
   let client: DnsClient;
   try {
-    client = options.resolver ?? createDnsClient(options.timeoutMs, options.servers);
+    client = options.resolver ?? sharedDnsClient(options.timeoutMs, options.servers);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     return fail("dns-error", `DNS: unusable outgoing.dns.servers ${JSON.stringify(options.servers)}: ${why}`);
   }
-  const abandon = () => {
-    client.cancel();
-  };
-  if (owned) options.signal?.addEventListener("abort", abandon, { once: true });
-  try {
-    return await new Resolution(domain.toLowerCase().replace(/\.$/, ""), options, client).run();
-  } finally {
-    options.signal?.removeEventListener("abort", abandon);
-    // Tries abandoned at their deadline may still be pending inside c-ares.
-    if (owned) client.cancel();
-  }
+  // An abort rejects every question still waiting (see `ask`); the shared resolver stays up.
+  return new Resolution(domain.toLowerCase().replace(/\.$/, ""), options, client).run();
 }
 
 const XMPPS = "_xmpps-server._tcp";

@@ -24,7 +24,14 @@ export async function listenTcp(
       ? net.createServer({ noDelay: true }, onSocket)
       : // The peer's certificate is asked for (SASL EXTERNAL) and checked by src/tls, not OpenSSL.
         tls.createServer(
-          { ...options.tls, ALPNProtocols: ["xmpp-server"], requestCert: true, rejectUnauthorized: false },
+          {
+            ...options.tls,
+            ALPNProtocols: ["xmpp-server"],
+            requestCert: true,
+            rejectUnauthorized: false,
+            // As on plain listeners: Nagle would hold each negotiation step back (up to 40 ms).
+            noDelay: true,
+          },
           onSocket,
         );
   if (options.maxConnections !== undefined && Number.isFinite(options.maxConnections)) {

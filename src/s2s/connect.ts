@@ -16,6 +16,7 @@ import type { CertificateCheck } from "./trust.js";
 import type { ConnectResult, StanzaCounters, TlsLabel } from "../metrics/stanzaCounters.js";
 import type { TransportTable } from "../net/transportActor.js";
 import { NS } from "../xmpp/namespaces.js";
+import { ownedString } from "../xml/ownedString.js";
 import type { ConnectSlots, NegativeDnsCache } from "./connectLimits.js";
 
 export interface ConnectOptions {
@@ -67,11 +68,11 @@ const where = (target: Target): string =>
   `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
 
 export function dnsLines(resolved: { targets: Target[]; notes: string[]; failure?: string }): string[] {
-  return [
-    ...resolved.targets.map((t) => `${where(t)}${t.directTls ? " (direct TLS)" : ""} via ${t.via}`),
-    ...resolved.notes,
-    ...(resolved.failure === undefined ? [] : [resolved.failure]),
-  ];
+  // Kept with the link (context, link history): flat strings in an array of its exact size, not
+  // trees of concatenations (about 0.4 KiB per line, issue 9).
+  return resolved.targets
+    .map((t) => ownedString(`${where(t)}${t.directTls ? " (direct TLS)" : ""} via ${t.via}`))
+    .concat(resolved.notes, resolved.failure === undefined ? [] : [resolved.failure]);
 }
 
 export class ConnectFailure extends Error implements LinkFailure {
@@ -90,12 +91,12 @@ function open(
   servername: string,
   timeoutMs: number,
   signal: AbortSignal,
-  client: tls.ConnectionOptions,
+  client: () => tls.ConnectionOptions,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket: net.Socket = target.directTls
       ? tls.connect({
-          ...client,
+          ...client(),
           host: target.host,
           port: target.port,
           // XEP-0368: SNI is the XMPP domain (or the relay name of an outgoing.address override).
@@ -105,6 +106,8 @@ function open(
           rejectUnauthorized: false,
         })
       : net.connect({ host: target.host, port: target.port, noDelay: true });
+    // Every XMPP socket sends each write at once (tls.connect has no noDelay option of its own).
+    if (target.directTls) socket.setNoDelay(true);
     const ready = target.directTls ? "secureConnect" : "connect";
     const fail = (err: Error): void => {
       cleanup();
@@ -144,6 +147,14 @@ function attemptResult(err: unknown, directTls: boolean): ConnectResult {
 class TimeoutError extends Error {}
 
 export function connectActor(options: ConnectOptions) {
+  // One byte counter for every connection, not a closure per connection (issue 9).
+  const counters = options.counters;
+  const traffic =
+    counters === undefined
+      ? undefined
+      : (direction: "in" | "out", bytes: number, tls: TlsLabel): void => {
+          counters.traffic("s2s", direction, tls, bytes);
+        };
   return fromPromise<ConnectOutput, ConnectInput>(async ({ input, signal, self }) => {
     const waitLine = `waiting for a free connection slot (outgoing.max_connecting = ${options.slots?.max ?? 0})`;
     const waiting: ConnectState = { dns: [], pending: [], results: [waitLine] };
@@ -154,10 +165,12 @@ export function connectActor(options: ConnectOptions) {
       const output = await attempt(input, signal, self);
       // The attempt goes on over the connection (stream, TLS, authentication): the slot is held
       // until the machine says it settled, or the connection closes.
-      if (release !== undefined) {
-        options.slots?.hold(output.connectionId, release);
-        options.transports.get(output.connectionId)?.socket.once("close", release);
-      }
+      if (release !== undefined)
+        options.slots?.hold(
+          output.connectionId,
+          release,
+          options.transports.get(output.connectionId)?.socket,
+        );
       return output;
     } catch (err) {
       release?.();
@@ -173,7 +186,7 @@ export function connectActor(options: ConnectOptions) {
     const dns =
       cached === undefined
         ? dnsLines(resolved)
-        : [...dnsLines(resolved), "(remembered: outgoing.dns.negative_ttl)"];
+        : dnsLines(resolved).concat("(remembered: outgoing.dns.negative_ttl)");
     if (resolved.targets.length === 0) {
       counters?.connectAttempt(resolved.failureKind === "dns-error" ? "dns_timeout" : "dns_nxdomain");
       throw new ConnectFailure(
@@ -187,7 +200,7 @@ export function connectActor(options: ConnectOptions) {
     const progress: ConnectState = { dns, pending: resolved.targets.map(where), results: attempts };
     options.progress?.set(self, progress);
     for (const target of resolved.targets) {
-      const at = where(target);
+      const at = ownedString(where(target));
       progress.pending.shift();
       try {
         const socket = await open(
@@ -195,9 +208,11 @@ export function connectActor(options: ConnectOptions) {
           input.remote,
           options.connectionTimeoutMs,
           signal,
-          options.clientTls?.(input.local) ?? {},
+          () => options.clientTls?.(input.local) ?? {},
         );
-        attempts.push(`${at}: connected${target.directTls ? " (direct TLS)" : ""} (${target.via})`);
+        attempts.push(
+          ownedString(`${at}: connected${target.directTls ? " (direct TLS)" : ""} (${target.via})`),
+        );
         const connectionId = options.newId();
         const transport = new XmppTransport({
           id: connectionId,
@@ -207,13 +222,7 @@ export function connectActor(options: ConnectOptions) {
           log: options.log.child("XMPPO", `out:${input.local}:${input.remote}`),
           secure: target.directTls,
           ...(options.clientTls === undefined ? {} : { clientTls: options.clientTls }),
-          ...(counters === undefined
-            ? {}
-            : {
-                traffic: (direction: "in" | "out", bytes: number, tls: TlsLabel) => {
-                  counters.traffic("s2s", direction, tls, bytes);
-                },
-              }),
+          ...(traffic === undefined ? {} : { traffic }),
           ...(options.shaper === undefined ? {} : { shaper: options.shaper() }),
         });
         options.transports.set(connectionId, transport);
@@ -226,7 +235,7 @@ export function connectActor(options: ConnectOptions) {
         return {
           connectionId,
           peer: at,
-          attempts,
+          attempts: attempts.slice(), // of its exact size: the context keeps it
           dns,
           directTls: target.directTls,
           ...(target.tlsName === undefined ? {} : { tlsName: target.tlsName }),
@@ -235,7 +244,9 @@ export function connectActor(options: ConnectOptions) {
       } catch (err) {
         if (signal.aborted) throw err;
         counters?.connectAttempt(attemptResult(err, target.directTls));
-        attempts.push(`${at}: ${err instanceof Error ? err.message : String(err)} (${target.via})`);
+        attempts.push(
+          ownedString(`${at}: ${err instanceof Error ? err.message : String(err)} (${target.via})`),
+        );
       }
     }
     throw new ConnectFailure(

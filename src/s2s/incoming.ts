@@ -6,7 +6,11 @@
 import { randomBytes } from "node:crypto";
 import { assign, type AnyActorRef } from "xstate";
 import { s2sInMachine, pairKey, type S2sInContext } from "../../machines/s2sIn.js";
-import { dialbackVerifyMachine, type DialbackVerifyOutput } from "../../machines/dialbackVerify.js";
+import {
+  dialbackVerifyMachine,
+  type DialbackVerdictEmitted,
+  type DialbackVerifyOutput,
+} from "../../machines/dialbackVerify.js";
 import type { Config } from "../config/schema.js";
 import type { Element } from "../xml/element.js";
 import { CONTENT_NAMESPACES } from "../xmpp/namespaces.js";
@@ -58,7 +62,7 @@ export function remoteIngress(
   return (stanza) => {
     counters.stanza("s2s", "in", stanza.local);
     const ns = stanza.attrs.xmlns;
-    if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) delete stanza.attrs.xmlns;
+    if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) stanza.deleteAttr("xmlns");
     const from = Jid.tryParse(stanza.attrs.from ?? "");
     const to = Jid.tryParse(stanza.attrs.to ?? "");
     if (from === undefined || to === undefined) {
@@ -86,6 +90,16 @@ export function remoteIngress(
     }
     transport.smInbound?.handled();
   };
+}
+
+function isVerdict(emitted: unknown): emitted is DialbackVerdictEmitted {
+  return typeof emitted === "object" && emitted !== null && "type" in emitted && emitted.type === "verdict";
+}
+
+/** A verification of this domain pair is still awaited on the incoming stream `actor`. */
+function isPending(actor: AnyActorRef, pair: string): boolean {
+  const context = (actor.getSnapshot() as { context?: S2sInContext }).context;
+  return context?.pending.includes(pair) === true;
 }
 
 export function provideS2sIn(options: IncomingOptions) {
@@ -167,7 +181,10 @@ export function provideS2sIn(options: IncomingOptions) {
           });
           return;
         }
-        options.registry.start({
+        // The verdict goes back as soon as the authoritative server answers (not once its stream
+        // is closed); at the end only a db:result for the same pair that came meanwhile still waits.
+        let answered = false;
+        const verification = options.registry.start({
           key,
           kind: "dialbackVerify",
           logic: verifyLogic,
@@ -188,6 +205,7 @@ export function provideS2sIn(options: IncomingOptions) {
           },
           onDone: (output) => {
             release();
+            if (answered && !isPending(self, pairKey(db.from, db.to))) return;
             const verdict = output as DialbackVerifyOutput;
             self.send({
               type: "DIALBACK_VERIFIED",
@@ -197,6 +215,11 @@ export function provideS2sIn(options: IncomingOptions) {
               ...(verdict.reason === undefined ? {} : { reason: verdict.reason }),
             });
           },
+        });
+        verification.on("verdict", (emitted: unknown) => {
+          if (answered || !isVerdict(emitted)) return;
+          answered = true;
+          self.send({ type: "DIALBACK_VERIFIED", remote: db.from, local: db.to, result: emitted.result });
         });
       },
       enableSm: ({ context }) => {

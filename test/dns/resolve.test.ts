@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
 import { resolveOptionsFromConfig, resolveTargets, type ResolveOptions } from "../../src/dns/resolve.js";
-import type { DnsClient } from "../../src/dns/query.js";
+import { BoundedDnsClient, sharedDnsClient, type DnsClient } from "../../src/dns/query.js";
 import { loadConfigText } from "../../src/config/load.js";
 import { startFakeDns, type FakeDnsServer, type FakeRecord } from "./fakeDnsServer.js";
 
@@ -351,6 +351,25 @@ describe("resolveTargets: DNS servers that fail", () => {
   });
 });
 
+describe("resolveTargets: the shared resolver", () => {
+  it("is one per (timeout, servers), made when the configuration is read", () => {
+    const client = sharedDnsClient(base.timeoutMs, base.servers);
+    assert.equal(sharedDnsClient(base.timeoutMs, [...(base.servers ?? [])]), client);
+    assert.notEqual(sharedDnsClient(base.timeoutMs + 1, base.servers), client);
+    assert.notEqual(sharedDnsClient(base.timeoutMs, ["127.0.0.1:1"]), client);
+  });
+
+  it("an abandoned resolution leaves the others on the same resolver running", async () => {
+    const controller = new AbortController();
+    const abandoned = resolveTargets("prio.example", { ...base, signal: controller.signal });
+    const kept = resolveTargets("weights.example", base);
+    controller.abort(new Error("queue stopped"));
+    await assert.rejects(abandoned, /queue stopped/);
+    assert.equal((await kept).targets.length, 2);
+    assert.equal((await resolveTargets("prio.example", base)).targets.length, 3, "and later ones");
+  });
+});
+
 describe("resolveTargets: injected resolver", () => {
   it("asks the given client and leaves it running", async () => {
     let cancelled = false;
@@ -423,3 +442,58 @@ async function closedPort(): Promise<number> {
   );
   return port;
 }
+
+describe("BoundedDnsClient (the shared resolver's limit on questions in flight)", () => {
+  it("sends at most `limit` questions at once, the rest in the order asked, and answers all", async () => {
+    let running = 0;
+    let peak = 0;
+    const sent: string[] = [];
+    const pending: (() => void)[] = [];
+    const inner: DnsClient = {
+      resolveSrv: () => Promise.reject(new Error("unused")),
+      resolve6: () => Promise.reject(new Error("unused")),
+      resolve4: (name) => {
+        sent.push(name);
+        running++;
+        peak = Math.max(peak, running);
+        return new Promise<string[]>((answer) => {
+          pending.push(() => {
+            running--;
+            answer([`127.0.0.${sent.indexOf(name) + 1}`]);
+          });
+        });
+      },
+      getServers: () => [],
+      cancel: () => undefined,
+    };
+    const client = new BoundedDnsClient(inner, 3);
+    const names = Array.from({ length: 10 }, (_, i) => `d${i}.example`);
+    const answers = Promise.all(names.map((name) => client.resolve4(name)));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(sent, names.slice(0, 3), "three on the wire");
+    assert.equal(client.queued, 7);
+    while (sent.length < names.length || pending.length > 0) {
+      pending.shift()?.();
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual(sent, names, "the rest in the order asked");
+    assert.equal(peak, 3);
+    assert.deepEqual(
+      (await answers).map((a) => a[0]),
+      names.map((_, i) => `127.0.0.${i + 1}`),
+    );
+  });
+
+  it("frees the slot of a question that failed", async () => {
+    const inner: DnsClient = {
+      resolveSrv: () => Promise.reject(Object.assign(new Error("nx"), { code: "ENOTFOUND" })),
+      resolve4: () => Promise.resolve(["127.0.0.1"]),
+      resolve6: () => Promise.reject(new Error("unused")),
+      getServers: () => [],
+      cancel: () => undefined,
+    };
+    const client = new BoundedDnsClient(inner, 1);
+    await assert.rejects(client.resolveSrv("_xmpp-server._tcp.nx.example"), /nx/);
+    assert.deepEqual(await client.resolve4("a.example"), ["127.0.0.1"]);
+  });
+});

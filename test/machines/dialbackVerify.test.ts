@@ -125,6 +125,26 @@ describe("dialbackVerify machine", () => {
     assert.deepEqual(v.output(), { result: "valid" });
   });
 
+  it("emits the answer the moment it arrives, before the connection has closed", () => {
+    const v = start();
+    const verdicts: unknown[] = [];
+    v.actor.on("verdict", (emitted) => verdicts.push(emitted));
+    v.conn({ type: "ANSWER", id: "in-stream-1", valid: true });
+    assert.deepEqual(verdicts, [{ type: "verdict", result: "valid" }]);
+    assert.equal(v.value(), "verifying", "the stream still closes properly");
+    v.conn({ type: "CLOSE" });
+    assert.equal(v.value(), "valid");
+    assert.equal(verdicts.length, 1, "once");
+  });
+
+  it("an invalid answer is emitted as such", () => {
+    const v = start();
+    const verdicts: unknown[] = [];
+    v.actor.on("verdict", (emitted) => verdicts.push(emitted));
+    v.conn({ type: "ANSWER", id: "in-stream-1", valid: false });
+    assert.deepEqual(verdicts, [{ type: "verdict", result: "invalid" }]);
+  });
+
   it("an invalid answer: invalid", () => {
     const v = start();
     v.conn({ type: "ANSWER", id: "in-stream-1", valid: false });

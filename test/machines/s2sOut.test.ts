@@ -831,9 +831,18 @@ describe("s2sOut machine: trust (SASL EXTERNAL, require_for)", () => {
     h.send({ type: "ELEMENT", element: inNs(el("proceed"), NS.TLS) });
     h.send({ type: "TLS_ESTABLISHED" });
     h.send({ type: "STREAM_HEADER", header: header({ id: "after-tls" }) });
-    assert.deepEqual(h.context().certificate, certificate, "the verdict is kept on the connection");
+    assert.equal(h.context().certificate, undefined, "taken with the features, where first needed");
     return h;
   }
+
+  it("takes the verdict of a peer whose header after STARTTLS has no version (no features follow)", async () => {
+    const h = await toFeatures({ ownCertificate: true }, { certificate: GOOD });
+    h.send({ type: "ELEMENT", element: features("optional") });
+    h.send({ type: "ELEMENT", element: inNs(el("proceed"), NS.TLS) });
+    h.send({ type: "TLS_ESTABLISHED" });
+    h.send({ type: "STREAM_HEADER", header: header({ id: "after-tls", version: undefined }) });
+    assert.deepEqual(h.context().certificate, GOOD);
+  });
 
   const externalFeatures = () =>
     inNs(serverFeatures({ starttls: "none", dialback: true, saslMechanisms: ["EXTERNAL"] }), NS.STREAM);
@@ -841,6 +850,7 @@ describe("s2sOut machine: trust (SASL EXTERNAL, require_for)", () => {
   it("authenticates with EXTERNAL when offered: saslStarted → saslSucceeded, restart, then the link is up", async () => {
     const h = await overTls({}, GOOD);
     h.send({ type: "ELEMENT", element: externalFeatures() });
+    assert.deepEqual(h.context().certificate, GOOD, "the verdict is kept on the connection");
     assert.deepEqual(h.link(), { open: "saslStarted" });
     const auth = sent(h.commands).at(-1);
     assert.equal(auth?.local, "auth");

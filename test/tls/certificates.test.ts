@@ -263,6 +263,13 @@ describe("CertificateStore", () => {
       assert.equal(options.key?.toString(), readFileSync(a.key, "utf8"));
       assert.equal(options.ca?.length, 1);
       assert.deepEqual([options.minVersion, options.maxVersion], ["TLSv1.2", "TLSv1.2"]);
+      // One context per certificate, built at load (not one per connection).
+      assert.equal(store.clientOptions("a.example").secureContext, options.secureContext);
+      assert.equal(
+        store.clientOptions("x.b.example").secureContext,
+        store.clientOptions("muc.b.example").secureContext,
+      );
+      assert.notEqual(store.clientOptions("other.example").secureContext, options.secureContext);
 
       assert.equal(store.hasCertificateFor("a.example"), true);
       assert.equal(store.hasCertificateFor("x.b.example"), true);
@@ -272,8 +279,9 @@ describe("CertificateStore", () => {
 
     it("presents no certificate without one, and the default TLS versions", () => {
       const store = CertificateStore.load(makeConfig({ listener: null }), quietLog());
-      const options = store.clientOptions("a.example");
+      const { secureContext, ...options } = store.clientOptions("a.example");
       assert.deepEqual(options, { minVersion: "TLSv1.2", maxVersion: "TLSv1.3" });
+      assert.equal(store.clientOptions("b.example").secureContext, secureContext, "built once, at load");
       assert.equal(store.hasCertificateFor("a.example"), false);
     });
 
