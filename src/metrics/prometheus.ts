@@ -6,16 +6,23 @@
  *   ferry_actors, queue depth, backoff links, connections, stanzas, bytes, bounces, drops…
  * Labels are bounded: machine ids, state names, event types, conditions — never a remote domain.
  */
-import type { InspectionEvent, StateValue } from "xstate";
+import type { InspectionEvent } from "xstate";
 import client from "prom-client";
-import { flattenState } from "../../machines/stateLabel.js";
 import type { ActorRegistry } from "../routing/registry.js";
+import { StateClock } from "../admin/introspection/stateClock.js";
 import type { ComponentTable } from "../routing/components.js";
 import type { StanzaCounters } from "./stanzaCounters.js";
 
-/** `s2sOut` → `s2s_out`, as label values. */
+const machineLabels = new Map<string, string>();
+
+/** `s2sOut` → `s2s_out`, as label values (a handful of machine ids, computed once each). */
 function machineLabel(id: string): string {
-  return id.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
+  let label = machineLabels.get(id);
+  if (label === undefined) {
+    label = id.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toLowerCase();
+    machineLabels.set(id, label);
+  }
+  return label;
 }
 
 /** Event types as label values: XState's generated ones collapsed so that labels stay bounded. */
@@ -25,12 +32,6 @@ function eventLabel(type: string): string {
   if (type.startsWith("xstate.error.actor")) return "error.actor";
   if (type.startsWith("xstate.done.state")) return "done.state";
   return type;
-}
-
-interface Tracked {
-  machine: string;
-  state: string;
-  since: number;
 }
 
 export interface MetricsSources {
@@ -43,6 +44,11 @@ export interface MetricsSources {
   certificateExpiry: () => Map<string, number>;
   /** Open connections by kind. */
   connections: () => Map<string, number>;
+  /**
+   * The actors' state clock, already fed by the registry: transitions are counted from it. Without
+   * one, the metrics keep their own (fed through `observe`).
+   */
+  clock?: StateClock;
 }
 
 export interface FerryMetrics {
@@ -158,21 +164,37 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     registers: [registry],
     collect() {
       this.reset();
-      for (const view of sources.registry.views()) {
-        const stack = [view];
-        for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-          this.labels({ machine: machineLabel(next.machine), state: next.state }).inc();
-          stack.push(...next.children);
-        }
+      // Counted first, then one labels() per (machine, state) rather than one per actor.
+      const counts = new Map<string, { machine: string; state: string; n: number }>();
+      const stack = [...sources.registry.states()];
+      for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+        const key = `${next.machine} ${next.state}`;
+        const count = counts.get(key);
+        if (count === undefined) counts.set(key, { machine: next.machine, state: next.state, n: 1 });
+        else count.n++;
+        for (const child of next.children) stack.push(child);
       }
+      for (const { machine, state, n } of counts.values())
+        this.labels({ machine: machineLabel(machine), state }).set(n);
     },
   });
+  // Both gauges from one pass over the queues per scrape (a scrape collects in one synchronous run).
+  let queued: { stanzas: number; bytes: number } | undefined;
+  const queuedNow = (): { stanzas: number; bytes: number } => {
+    if (queued === undefined) {
+      queued = sources.queued();
+      queueMicrotask(() => {
+        queued = undefined;
+      });
+    }
+    return queued;
+  };
   new client.Gauge({
     name: "ferry_s2s_queue_stanzas",
     help: "Stanzas waiting in outgoing S2S queues.",
     registers: [registry],
     collect() {
-      this.set(sources.queued().stanzas);
+      this.set(queuedNow().stanzas);
     },
   });
   new client.Gauge({
@@ -180,7 +202,7 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     help: "Bytes of the stanzas waiting in outgoing S2S queues.",
     registers: [registry],
     collect() {
-      this.set(sources.queued().bytes);
+      this.set(queuedNow().bytes);
     },
   });
   new client.Gauge({
@@ -188,7 +210,11 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     help: "Outgoing S2S queues backing off after a failure.",
     registers: [registry],
     collect() {
-      this.set(sources.registry.views().filter((v) => v.machine === "queue" && v.state === "backoff").length);
+      // Queues are root actors.
+      let backoff = 0;
+      for (const root of sources.registry.states())
+        if (root.machine === "queue" && root.state === "backoff") backoff++;
+      this.set(backoff);
     },
   });
   new client.Gauge({
@@ -220,23 +246,20 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     },
   });
 
-  const tracked = new WeakMap<object, Tracked>();
-  const observe = (event: InspectionEvent): void => {
-    if (event.type !== "@xstate.snapshot") return;
-    const snapshot = event.snapshot as { value?: StateValue; status?: string; context?: unknown };
+  // State changes and the time spent in the state left, from the clock's one record per actor.
+  const clock = sources.clock ?? new StateClock();
+  clock.onTransition((event, from, to, seconds) => {
     const machineId = (event.actorRef as { logic?: { id?: unknown } }).logic?.id;
-    if (snapshot.value === undefined || typeof machineId !== "string") return;
+    if (typeof machineId !== "string") return;
     const machine = machineLabel(machineId);
-    const state = flattenState(snapshot.value);
-    const now = performance.now();
-    const previous = tracked.get(event.actorRef);
-    if (previous?.state === state) return;
-    tracked.set(event.actorRef, { machine, state, since: now });
-    if (previous === undefined) return;
-    durations.observe({ machine, state: previous.state }, (now - previous.since) / 1000);
-    transitions.inc({ machine, from: previous.state, to: state, event: eventLabel(event.event.type) });
-    countOutcomes(machine, previous.state, state, event.event, snapshot.context);
-  };
+    const trigger = event.event;
+    const context = (event.snapshot as { context?: unknown }).context;
+    durations.observe({ machine, state: from }, seconds);
+    transitions.inc({ machine, from, to, event: eventLabel(trigger.type) });
+    countOutcomes(machine, from, to, trigger, context);
+  });
+  // Without a clock of the caller's, the registry feeds ours through this listener.
+  const observe = sources.clock === undefined ? clock.observe : (): void => undefined;
 
   /** Authentication and negotiation outcomes are transitions too; count them as such. */
   const countOutcomes = (

@@ -136,10 +136,24 @@ export class XmppTransport {
 
   private readonly onData = (chunk: Buffer): void => {
     this.bytesIn += chunk.length;
+    this.readSinceSweep = true;
     this.options.traffic?.("in", chunk.length, this.tls);
     this.parser.write(chunk);
     this.shape(chunk.length);
   };
+
+  /** Whether anything was read since the last sweepIdle(). */
+  private readSinceSweep = true;
+
+  /**
+   * Called periodically for every transport (src/server.ts): a stream that read nothing since
+   * the previous call gives its parser state back until its next read (issue 9: an idle link's
+   * memory; the state is rebuilt in a few microseconds).
+   */
+  sweepIdle(): void {
+    if (this.readSinceSweep) this.readSinceSweep = false;
+    else if (!this.parser.suspended) this.parser.suspend();
+  }
 
   private listen(socket: Socket): void {
     socket.on("data", this.onData);
@@ -204,13 +218,15 @@ export class XmppTransport {
     return chain;
   }
 
-  /** Verdicts per domain, kept with the connection (the chain does not change once TLS is up). */
-  private readonly verdicts = new Map<string, unknown>();
+  /** Verdicts per domain, kept with the connection (the chain does not change once TLS is up);
+   *  made on first use, as plain streams never need one (issue 9: memory per idle link). */
+  private verdicts: Map<string, unknown> | undefined;
 
   /** A certificate check, computed once per domain for this connection. */
   verdict<T>(domain: string, check: (chain: X509Certificate[], domain: string) => T): T {
-    if (!this.verdicts.has(domain)) this.verdicts.set(domain, check(this.peerChain(), domain));
-    return this.verdicts.get(domain) as T;
+    const verdicts = (this.verdicts ??= new Map());
+    if (!verdicts.has(domain)) verdicts.set(domain, check(this.peerChain(), domain));
+    return verdicts.get(domain) as T;
   }
 
   private startTls(role: "client" | "server", servername: string | undefined, identity?: string): void {
@@ -286,14 +302,13 @@ export class XmppTransport {
 
   /** Writes a stanza; false when the stream is closing or closed and it was not written. */
   send(element: Element): boolean {
-    return this.sendSerialized(serialize(element));
+    return this.sendSerialized(serialize(element)) > 0;
   }
 
-  /** Writes a stanza already serialized (a queue keeps them so, having measured their size). */
-  sendSerialized(xml: string): boolean {
-    if (!this.isOpen) return false;
-    this.write(xml);
-    return true;
+  /** Writes a stanza already serialized; returns its size in bytes, 0 when it was not written. */
+  sendSerialized(xml: string): number {
+    if (!this.isOpen) return 0;
+    return this.write(xml);
   }
 
   get isOpen(): boolean {
@@ -339,8 +354,8 @@ export class XmppTransport {
     this.graceTimer.unref();
   }
 
-  private write(data: string): void {
-    if (this.socket.destroyed || this.socket.writableEnded) return;
+  private write(data: string): number {
+    if (this.socket.destroyed || this.socket.writableEnded) return 0;
     const bytes = Buffer.byteLength(data);
     this.bytesOut += bytes;
     this.options.traffic?.("out", bytes, this.tls);
@@ -353,6 +368,7 @@ export class XmppTransport {
       });
     }
     this.socket.write(data);
+    return bytes;
   }
 
   private emit(event: TransportEvent): void {

@@ -16,6 +16,13 @@ export interface ActorView {
   children: ActorView[];
 }
 
+/** An actor's machine and state only (what metrics count): no context is copied. */
+export interface ActorState {
+  machine: string;
+  state: string;
+  children: ActorState[];
+}
+
 /** Context fields never shown: keys and anything that could carry a secret. */
 const HIDDEN = new Set(["key", "verify", "password", "secret", "shared"]);
 
@@ -62,6 +69,27 @@ export function viewOf(actor: AnyActorRef, id: string): ActorView | undefined {
     state: snapshot.value === undefined ? "" : flattenState(snapshot.value),
     status: snapshot.status ?? "active",
     context: (sanitize(snapshot.context ?? {}) ?? {}) as Record<string, unknown>,
+    children,
+  };
+}
+
+const NO_CHILDREN: ActorState[] = [];
+
+export function stateOf(actor: AnyActorRef): ActorState | undefined {
+  const machine = machineOf(actor);
+  if (!machine) return undefined;
+  const snapshot = actor.getSnapshot() as MachineSnapshot;
+  let children = NO_CHILDREN;
+  for (const id in snapshot.children) {
+    const child = snapshot.children[id];
+    const state = child ? stateOf(child) : undefined;
+    if (state === undefined) continue;
+    if (children === NO_CHILDREN) children = [];
+    children.push(state);
+  }
+  return {
+    machine: machine.id,
+    state: snapshot.value === undefined ? "" : flattenState(snapshot.value),
     children,
   };
 }

@@ -10,7 +10,7 @@ import { routerMachine, type ChildKind, type RouterEmitted } from "../../machine
 import type { LogEmitted } from "../../machines/events.js";
 import type { Logger, LogTag } from "../log.js";
 import { flattenState, stateLabel } from "../../machines/stateLabel.js";
-import { viewOf, type ActorView } from "./actorViews.js";
+import { stateOf, viewOf, type ActorState, type ActorView } from "./actorViews.js";
 
 export interface ChildSpec<TLogic extends AnyStateMachine> {
   key: string;
@@ -25,9 +25,51 @@ export interface ChildSpec<TLogic extends AnyStateMachine> {
   onDone?: (output: unknown) => void;
 }
 
-interface Entry {
-  spec: ChildSpec<AnyStateMachine>;
-  actor: AnyActorRef;
+/**
+ * One incarnation of a root actor in its registry slot: its observer (XState binds the methods)
+ * and its logger, made on first use. One small object instead of closures per actor (issue 9:
+ * an idle link's memory).
+ */
+class Entry {
+  private logger: Logger | undefined;
+
+  constructor(
+    private readonly registry: Supervisor,
+    readonly spec: ChildSpec<AnyStateMachine>,
+    readonly actor: AnyActorRef,
+  ) {}
+
+  get log(): Logger {
+    const actor = this.actor;
+    this.logger ??= this.registry.log.child(TAG_OF[this.spec.kind], this.spec.key, () => stateLabel(actor));
+    return this.logger;
+  }
+
+  complete(): void {
+    this.registry.childComplete(this);
+  }
+
+  error(err: unknown): void {
+    this.registry.childFailed(this, err);
+  }
+}
+
+/** At debug level, every state change of a root actor is logged too. */
+class DebugEntry extends Entry {
+  private previous: string | undefined;
+
+  next(): void {
+    const current = stateLabel(this.actor);
+    if (current !== this.previous) this.log.debug(`state ${this.previous ?? "(start)"} -> ${current ?? "?"}`);
+    this.previous = current;
+  }
+}
+
+/** What an Entry reports to. */
+interface Supervisor {
+  readonly log: Logger;
+  childComplete(entry: Entry): void;
+  childFailed(entry: Entry, err: unknown): void;
 }
 
 const TAG_OF: Record<ChildKind, LogTag> = {
@@ -49,9 +91,9 @@ export interface RegistryOptions {
   onDrain?: () => void;
 }
 
-export class ActorRegistry {
+export class ActorRegistry implements Supervisor {
   private readonly entries = new Map<string, Entry>();
-  private readonly log: Logger;
+  readonly log: Logger;
   private readonly inspect: Observer<InspectionEvent>;
   /** The one shared observer's listeners (metrics, debug views, the Stately inspector). */
   private readonly inspectors = new Set<(event: InspectionEvent) => void>();
@@ -69,6 +111,7 @@ export class ActorRegistry {
     // Control events only reach machines (never stanzas), so one observer on every actor is cheap.
     this.inspect = {
       next: (event) => {
+        this.statesCache = undefined;
         for (const inspector of this.inspectors) {
           // An observer's bug must not break the actor being observed (XState calls us inside it).
           try {
@@ -118,6 +161,31 @@ export class ActorRegistry {
     };
   }
 
+  /**
+   * Every live root actor's machine and state (and its invoked children's), without contexts:
+   * what metrics count at each scrape, far cheaper than views(). Shared: not to be changed.
+   */
+  states(): readonly ActorState[] {
+    // One walk serves every gauge of a scrape.
+    if (this.statesCache !== undefined) return this.statesCache;
+    const states: ActorState[] = [];
+    for (const entry of this.entries.values()) {
+      const state = stateOf(entry.actor);
+      if (state) states.push(state);
+    }
+    this.statesCache = states;
+    // Kept for the current synchronous run only (a scrape collects every gauge in one): held
+    // between scrapes it would cost memory per actor.
+    queueMicrotask(() => {
+      this.statesCache = undefined;
+    });
+    return states;
+  }
+
+  /** states() as last computed, for the current synchronous run; also dropped at every inspection
+   *  event (an actor moved) and whenever an entry comes or goes. */
+  private statesCache: readonly ActorState[] | undefined;
+
   /** Every live root actor (and its invoked children) as the admin and debug views show them. */
   views(): ActorView[] {
     const views: ActorView[] = [];
@@ -147,8 +215,9 @@ export class ActorRegistry {
   /** Creates, supervises and starts a root actor under `spec.key` (which must be free). */
   start<TLogic extends AnyStateMachine>(spec: ChildSpec<TLogic>): AnyActorRef {
     if (this.entries.has(spec.key)) throw new Error(`actor ${spec.key} already exists`);
-    const entry: Entry = { spec: spec as ChildSpec<AnyStateMachine>, actor: this.create(spec) };
+    const entry = this.create(spec as ChildSpec<AnyStateMachine>);
     this.entries.set(spec.key, entry);
+    this.statesCache = undefined;
     this.router.send({ type: "CHILD_STARTED", key: spec.key, kind: spec.kind });
     entry.actor.start();
     return entry.actor;
@@ -158,13 +227,14 @@ export class ActorRegistry {
     this.router.send({ type: "SHUTDOWN" });
   }
 
-  /** Root actors by session id, so that their children's inspection events can be told apart. */
-  private readonly roots = new Map<string, Logger>();
+  /** Root actors by session id, so that their children's inspection events can be told apart
+   *  (kept at debug level only, where those are logged). */
+  private readonly roots = new Map<string, Entry>();
   private readonly childStates = new WeakMap<object, string>();
 
   private logChildTransition(event: InspectionEvent): void {
     if (event.type !== "@xstate.snapshot" || event.actorRef.sessionId === event.rootId) return;
-    const log = this.roots.get(event.rootId);
+    const log = this.roots.get(event.rootId)?.log;
     const value = (event.snapshot as { value?: StateValue }).value;
     if (log === undefined || value === undefined) return;
     const current = flattenState(value);
@@ -175,46 +245,45 @@ export class ActorRegistry {
     log.debug(`${id} state ${previous ?? "(start)"} -> ${current}`);
   }
 
-  private create(spec: ChildSpec<AnyStateMachine>): AnyActorRef {
+  private create(spec: ChildSpec<AnyStateMachine>): Entry {
     const actor: AnyActorRef = createActor(spec.logic, {
       id: spec.key,
       input: spec.input as unknown,
       inspect: this.inspect,
     });
-    const log = this.log.child(TAG_OF[spec.kind], spec.key, () => stateLabel(actor));
-    this.roots.set(actor.sessionId, log);
+    // At debug level every state change is logged (control events only, so it costs little);
+    // otherwise the observer has no `next` at all.
+    const entry = this.log.isDebug() ? new DebugEntry(this, spec, actor) : new Entry(this, spec, actor);
+    if (this.log.isDebug()) this.roots.set(actor.sessionId, entry);
     actor.on("log", (emitted: LogEmitted) => {
-      log.log(emitted.level, emitted.message);
+      entry.log.log(emitted.level, emitted.message);
     });
-    let previous: string | undefined;
-    actor.subscribe({
-      next: () => {
-        // Control events only reach machines, so logging every state change costs little.
-        if (!log.isDebug()) return;
-        const current = stateLabel(actor);
-        if (current !== previous) log.debug(`state ${previous ?? "(start)"} -> ${current ?? "?"}`);
-        previous = current;
-      },
-      complete: () => {
-        // Only the current incarnation of a key may report (a restart replaces the actor).
-        if (this.entries.get(spec.key)?.actor !== actor) return;
-        const snapshot = actor.getSnapshot() as { status: string; output?: unknown };
-        if (snapshot.status === "done") spec.onDone?.(snapshot.output);
-        this.router.send({ type: "CHILD_DONE", key: spec.key });
-      },
-      error: (err) => {
-        log.error(`actor crashed: ${describe(err)}`);
-        if (this.entries.get(spec.key)?.actor === actor) {
-          this.router.send({
-            type: "CHILD_FAILED",
-            key: spec.key,
-            restartable: spec.restartable,
-            error: describe(err),
-          });
-        }
-      },
-    });
-    return actor;
+    actor.subscribe(entry);
+    return entry;
+  }
+
+  /** For Entry.complete: the actor reached a final state or was stopped. */
+  childComplete(entry: Entry): void {
+    const { spec, actor } = entry;
+    // Only the current incarnation of a key may report (a restart replaces the actor).
+    if (this.entries.get(spec.key) !== entry) return;
+    const snapshot = actor.getSnapshot() as { status: string; output?: unknown };
+    if (snapshot.status === "done") spec.onDone?.(snapshot.output);
+    this.router.send({ type: "CHILD_DONE", key: spec.key });
+  }
+
+  /** For Entry.error: the actor crashed. */
+  childFailed(entry: Entry, err: unknown): void {
+    const spec = entry.spec;
+    entry.log.error(`actor crashed: ${describe(err)}`);
+    if (this.entries.get(spec.key) === entry) {
+      this.router.send({
+        type: "CHILD_FAILED",
+        key: spec.key,
+        restartable: spec.restartable,
+        error: describe(err),
+      });
+    }
   }
 
   private carryOut(effect: RouterEmitted): void {
@@ -224,14 +293,17 @@ export class ActorRegistry {
         if (!entry) return;
         this.log.warning(`restarting ${effect.key}`);
         this.roots.delete(entry.actor.sessionId);
-        entry.actor = this.create(entry.spec);
-        entry.actor.start();
+        const next = this.create(entry.spec);
+        this.entries.set(effect.key, next);
+        this.statesCache = undefined;
+        next.actor.start();
         return;
       }
       case "releaseChild": {
         const entry = this.entries.get(effect.key);
         if (!entry) return;
         this.entries.delete(effect.key);
+        this.statesCache = undefined;
         this.roots.delete(entry.actor.sessionId);
         entry.spec.release?.(effect.reason);
         if (this.firstWave?.delete(effect.key) === true && this.firstWave.size === 0) this.drainRest?.();
@@ -284,6 +356,7 @@ export class ActorRegistry {
     for (const [key, entry] of this.entries) {
       this.log.warning(`forcing ${key} to stop: ${reason}`);
       this.entries.delete(key);
+      this.statesCache = undefined;
       this.roots.delete(entry.actor.sessionId);
       entry.actor.stop();
       entry.spec.release?.(reason);

@@ -105,7 +105,7 @@ export class LinkHistory {
     }
     const state = leafOf((snapshot.value as { link?: unknown } | undefined)?.link);
     if (event.type === "@xstate.microstep") {
-      if (state !== "" && attempt.states.at(-1) !== state) attempt.states.push(state);
+      if (state !== "" && attempt.states.at(-1) !== state) attempt.states = attempt.states.concat(state);
       return;
     }
     this.update(attempt, state, snapshot.status, context);
@@ -117,7 +117,8 @@ export class LinkHistory {
     status: string | undefined,
     context: S2sOutContext,
   ): void {
-    if (state !== "" && attempt.states.at(-1) !== state) attempt.states.push(state);
+    // Arrays of their exact size (concat, slice): a pushed-to array keeps room for 17 (issue 9).
+    if (state !== "" && attempt.states.at(-1) !== state) attempt.states = attempt.states.concat(state);
     attempt.dns = context.dns ?? attempt.dns;
     attempt.addresses = context.attempts;
     const transport = this.transports.get(context.connectionId ?? "");
@@ -131,6 +132,9 @@ export class LinkHistory {
     else if (context.closeReason !== undefined && !context.up) attempt.error = context.closeReason;
     if (context.up && attempt.result === "connecting") attempt.result = "up";
     if (status === "done" || status === "stopped" || status === "error") {
+      // The attempt outlives the connection: keep its own exact copies of the context's lists.
+      attempt.dns = attempt.dns.slice();
+      attempt.addresses = attempt.addresses.slice();
       attempt.endedAt ??= this.now();
       if (context.dropped) attempt.result = "dropped by settings";
       else if (context.failure !== undefined || !context.up) attempt.result = "failed";
@@ -140,16 +144,14 @@ export class LinkHistory {
   }
 
   private add(attempt: LinkAttempt): void {
-    let list = this.domains.get(attempt.remote);
+    const list = this.domains.get(attempt.remote);
     if (list === undefined) {
-      list = [];
       if (this.domains.size >= MAX_DOMAINS) {
         const oldest = this.domains.keys().next().value;
         if (oldest !== undefined) this.domains.delete(oldest);
       }
     } else this.domains.delete(attempt.remote); // re-inserted: most recent last
-    this.domains.set(attempt.remote, list);
-    list.unshift(attempt);
-    if (list.length > this.size) list.length = this.size;
+    // Newest first, at most `size`, in an array of its exact size.
+    this.domains.set(attempt.remote, [attempt].concat((list ?? []).slice(0, Math.max(0, this.size - 1))));
   }
 }
