@@ -10,7 +10,6 @@ import { HttpRoutes, listenHttp } from "./admin/http.js";
 import { createMetrics } from "./metrics/prometheus.js";
 import { registerActorsPage } from "./admin/actorsPage.js";
 import type { ActorsFeed } from "./admin/actorsFeed.js";
-import { startStatelyInspector } from "./debug/inspector.js";
 import type { AddressInfo, Server, Socket } from "node:net";
 import { Server as TlsServer, type TLSSocketOptions, type TlsOptions } from "node:tls";
 import type { AnyStateMachine, InputFrom } from "xstate";
@@ -32,6 +31,7 @@ import { StanzaRouter } from "./routing/stanzaRouter.js";
 import { handshakeMatches } from "./xmpp/handshake.js";
 import { provideS2sIn } from "./s2s/incoming.js";
 import { OutgoingLinks, provideS2sOut } from "./s2s/outgoing.js";
+import { warmUpLinks } from "./s2s/warmUp.js";
 import { federationPolicy } from "./s2s/policy.js";
 import { loadTrust, type Trust } from "./s2s/trust.js";
 import type { StartTlsOffer } from "./xmpp/features.js";
@@ -117,12 +117,20 @@ function refuseConnection(socket: Socket, defaultNs: string, text: string): void
   socket.setTimeout(1000, () => socket.destroy());
 }
 
+/** How often idle streams are looked for: one without input for a whole period is suspended. */
+const IDLE_SWEEP_MS = 1000;
+
 export async function startServer(
   config: Config,
   log: Logger,
   options: ServerOptions = {},
 ): Promise<FerryServer> {
   const transports: TransportTable = new Map();
+  // Streams idle for a sweep period give back their parser state (issue 9); a read restores it.
+  const idleSweep = setInterval(() => {
+    for (const transport of transports.values()) transport.sweepIdle();
+  }, IDLE_SWEEP_MS);
+  idleSweep.unref();
   const servers: Server[] = [];
   const hosts = config.general.hosts;
   let resolveStopped: () => void = () => undefined;
@@ -155,6 +163,7 @@ export async function startServer(
       for (const server of servers) stopListening(server);
     },
     onStopped: () => {
+      clearInterval(idleSweep);
       stately?.stop();
       closeHttp();
       for (const server of servers) stopListening(server);
@@ -346,6 +355,7 @@ export async function startServer(
 
   const metrics = createMetrics({
     registry,
+    clock,
     counters,
     components,
     queued: () => outgoingLinks.totals(),
@@ -359,7 +369,7 @@ export async function startServer(
       const bump = (kind: string): void => {
         open.set(kind, (open.get(kind) ?? 0) + 1);
       };
-      for (const view of registry.views()) {
+      for (const view of registry.states()) {
         if (view.machine === "s2sIn") bump("s2s_in");
         if (view.machine === "component") bump("component");
         for (const child of view.children)
@@ -371,8 +381,11 @@ export async function startServer(
   registry.addInspector(metrics.observe);
   const actorsFeed = registerActorsPage(http, registry);
   const inspectorPort = config.debug.inspector?.port;
+  // Loaded only when configured: @statelyai/inspect and its WebSocket stack cost ~15 MB of RSS.
   const stately =
-    inspectorPort === undefined ? undefined : startStatelyInspector(inspectorPort, registry, log);
+    inspectorPort === undefined
+      ? undefined
+      : (await import("./debug/inspector.js")).startStatelyInspector(inspectorPort, registry, log);
   http.add({
     method: "GET",
     path: "/metrics",
@@ -382,6 +395,8 @@ export async function startServer(
     },
   });
   const addresses: FerryServer["addresses"] = { s2s: [], service: [], http: [] };
+  // Before anything listens: the first real link then finds its code compiled (issue 9).
+  await warmUpLinks({ config, trust, log });
   try {
     for (const [index, listener] of config.listen.http.entries()) {
       try {

@@ -13,10 +13,19 @@ import { REPO, componentOf, secondComponentOf, type Tls } from "./servers.js";
 
 /** Not `.test`: Prosody's resolver answers every `*.test` name NXDOMAIN itself (RFC 6761). */
 export const TLD = "fbench";
-export const DNS_ADDRESS = "127.0.0.160";
+/**
+ * `FERRY_BENCH_SLOT=N` (1–4) moves everything to 127.0.0.(201+10N)… and DNS to 127.0.0.(209+10N),
+ * so that two benchmarks can run side by side on one machine (while their figures are compared
+ * only within a run).
+ */
+const SLOT = Number(process.env.FERRY_BENCH_SLOT ?? 0);
+if (!Number.isInteger(SLOT) || SLOT < 0 || SLOT > 4) throw new Error("FERRY_BENCH_SLOT must be 0–4");
+const at = (n: number): string => `127.0.0.${SLOT === 0 ? n : 200 + 10 * SLOT + (n % 10)}`;
+
+export const DNS_ADDRESS = SLOT === 0 ? "127.0.0.160" : at(99);
 
 /** Server A (the sender's) and B (the receiver's); C: the scale benchmark's fake S2S responder. */
-export const ADDRESS = { a: "127.0.0.91", b: "127.0.0.92", fake: "127.0.0.93", dead: "127.0.0.94" } as const;
+export const ADDRESS = { a: at(91), b: at(92), fake: at(93), dead: at(94) } as const;
 export const DOMAIN = { a: `a.${TLD}`, b: `b.${TLD}` } as const;
 
 export const srvTarget = (domain: string): string => `xmpp.${domain}`;

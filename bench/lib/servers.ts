@@ -16,7 +16,7 @@
  *   started with `-kernel inet_default_connect_options [{nodelay,true}]` so that its outgoing S2S
  *   sockets do too.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ejabberdConfig } from "../../test/helpers/peers/ejabberd.js";
@@ -43,6 +43,21 @@ export const SECOND_COMPONENT_PORT = 5348;
 /** The repository root (this file is dist/bench/lib/servers.js once compiled). */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const FERRY_CLI = path.join(REPO, "dist/src/cli.js");
+
+/**
+ * The `node` options on the `ferry` command's `#!/usr/bin/env -S node …` line (its V8 heap
+ * settings): the benchmark runs Ferry exactly as the command does.
+ */
+export function ferryRuntimeOptions(): string[] {
+  const first = readFileSync(FERRY_CLI, "utf8").split("\n", 1)[0] ?? "";
+  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  return (
+    match?.[1]
+      ?.trim()
+      .split(/\s+/)
+      .filter((o) => o !== "") ?? []
+  );
+}
 
 export interface Tls {
   cert: string;
@@ -128,7 +143,7 @@ async function startFerry(spec: ServerSpec): Promise<BenchServer> {
     runDir,
     name: `ferry-${domain}`,
     command: process.execPath,
-    args: [...(spec.nodeOptions ?? []), FERRY_CLI, "--config", configFile],
+    args: [...ferryRuntimeOptions(), ...(spec.nodeOptions ?? []), FERRY_CLI, "--config", configFile],
   });
   try {
     for (const port of [S2S_PORT, COMPONENT_PORT, HTTP_PORT]) await waitForPort(address, port, 15_000, proc);

@@ -30,13 +30,32 @@ function bump(map: Map<string, number>, key: string, by = 1): void {
   map.set(key, (map.get(key) ?? 0) + by);
 }
 
+/** One counter map per connection type and direction, so the hot path builds no key strings. */
+type Split = Record<ConnType, Record<Direction, Map<string, number>>>;
+
+function split(): Split {
+  return {
+    s2s: { in: new Map(), out: new Map() },
+    component: { in: new Map(), out: new Map() },
+  };
+}
+
+/** The split counters under one "conn_type direction label" key each, for the scrape. */
+function joined(counts: Split): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [connType, byDirection] of Object.entries(counts)) {
+    for (const [direction, byLabel] of Object.entries(byDirection)) {
+      for (const [label, n] of byLabel) out.set(`${connType} ${direction} ${label}`, n);
+    }
+  }
+  return out;
+}
+
 export class StanzaCounters {
   readonly dropped = new Map<string, number>();
   readonly bounced = new Map<string, number>();
-  /** Keyed "conn_type direction kind". */
-  readonly stanzas = new Map<string, number>();
-  /** Keyed "conn_type direction tls". */
-  readonly bytes = new Map<string, number>();
+  private readonly stanzaCounts = split();
+  private readonly byteCounts = split();
   readonly connectAttempts = new Map<string, number>();
   /** Keyed "remote direction", only for `[metrics] per_domain` domains. */
   readonly remoteStanzas = new Map<string, number>();
@@ -58,11 +77,21 @@ export class StanzaCounters {
   }
 
   stanza(connType: ConnType, direction: Direction, kind: string): void {
-    bump(this.stanzas, `${connType} ${direction} ${kind}`);
+    bump(this.stanzaCounts[connType][direction], kind);
   }
 
   traffic(connType: ConnType, direction: Direction, tls: TlsLabel, bytes: number): void {
-    bump(this.bytes, `${connType} ${direction} ${tls}`, bytes);
+    bump(this.byteCounts[connType][direction], tls, bytes);
+  }
+
+  /** Keyed "conn_type direction kind". */
+  get stanzas(): Map<string, number> {
+    return joined(this.stanzaCounts);
+  }
+
+  /** Keyed "conn_type direction tls". */
+  get bytes(): Map<string, number> {
+    return joined(this.byteCounts);
   }
 
   connectAttempt(result: ConnectResult): void {

@@ -29,7 +29,7 @@ export function componentIngress(
     counters.stanza("component", "in", stanza.local);
     // The stanza leaves the jabber:component:accept stream: let it take the next stream's namespace.
     const ns = stanza.attrs.xmlns;
-    if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) delete stanza.attrs.xmlns;
+    if (ns !== undefined && CONTENT_NAMESPACES.has(ns)) stanza.deleteAttr("xmlns");
 
     const from = Jid.tryParse(stanza.attrs.from ?? "");
     if (from === undefined) {

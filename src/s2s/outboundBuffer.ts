@@ -5,11 +5,13 @@
  * the empty → non-empty change is an event for the queue actor.
  */
 import type { Element } from "../xml/element.js";
+import { parseStanza } from "../xml/parseStanza.js";
 import { serialize } from "../xml/serialize.js";
 import type { XmppTransport } from "../net/transport.js";
 import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
 import { currentSource, type Pausable } from "../routing/backpressure.js";
+import type { Written } from "./streamManagement.js";
 
 export interface BufferLimits {
   maxStanzas: number;
@@ -29,7 +31,7 @@ const LOW_WATER = 250;
 
 export class OutboundBuffer {
   /** Waiting stanzas, serialized once: to measure them against maxBytes and to write them. */
-  private items: { stanza: Element; xml: string; bytes: number }[] = [];
+  private items: Written[] = [];
   private bytes = 0;
   private writer: XmppTransport | undefined;
   private readonly flushOnDrain = (): void => {
@@ -66,7 +68,7 @@ export class OutboundBuffer {
       !writer.congested &&
       writer.smOutbound?.full !== true
     ) {
-      this.write(writer, stanza, serialize(stanza));
+      this.write(writer, serialize(stanza), stanza.local);
       return;
     }
     const xml = serialize(stanza);
@@ -75,7 +77,7 @@ export class OutboundBuffer {
       this.bounce(stanza, "resource-constraint", "too many stanzas waiting for this remote domain");
       return;
     }
-    this.items.push({ stanza, xml, bytes });
+    this.items.push({ xml, bytes, kind: stanza.local });
     this.bytes += bytes;
     if (writer !== undefined && this.items.length >= HIGH_WATER) this.holdSource();
     if (this.items.length === 1 && !writer) this.wake();
@@ -124,7 +126,7 @@ export class OutboundBuffer {
     const items = this.items;
     this.items = [];
     this.bytes = 0;
-    for (const { stanza } of items) next.push(stanza);
+    for (const item of items) next.push(parseStanza(item.xml));
   }
 
   /** The link failed (or the server stops): every waiting stanza goes back to its sender. */
@@ -133,44 +135,53 @@ export class OutboundBuffer {
     const items = this.items;
     this.items = [];
     this.bytes = 0;
-    for (const { stanza } of items) this.bounce(stanza, condition, text);
+    for (const { xml } of items) this.bounce(parseStanza(xml), condition, text);
   }
 
-  private readonly held = new Map<Pausable, () => void>();
+  /** Made on first use: most queues never hold a source, and an empty Map is 184 bytes per link. */
+  private held: Map<Pausable, () => void> | undefined;
 
   private holdSource(): void {
     const source = currentSource();
-    if (source !== undefined && !this.held.has(source)) this.held.set(source, source.hold());
+    if (source === undefined) return;
+    this.held ??= new Map();
+    if (!this.held.has(source)) this.held.set(source, source.hold());
   }
 
   private releaseSources(): void {
-    for (const release of this.held.values()) release();
-    this.held.clear();
+    const held = this.held;
+    if (held === undefined) return;
+    this.held = undefined;
+    for (const release of held.values()) release();
   }
 
   private flush(): void {
     const writer = this.writer;
     if (!writer) return;
+    const waited = this.items.length > 0;
     while (this.items.length > 0 && writer.isOpen && !writer.congested && writer.smOutbound?.full !== true) {
       const item = this.items.shift();
       if (item === undefined) break;
       this.bytes -= item.bytes;
-      this.write(writer, item.stanza, item.xml, item.bytes);
+      this.write(writer, item.xml, item.kind, item.bytes);
     }
+    // Drained: a fresh array, as a shifted-from one keeps the room it grew to (issue 9).
+    if (waited && this.items.length === 0) this.items = [];
     writer.smOutbound?.requestAck();
-    if (this.held.size > 0 && this.items.length <= LOW_WATER) this.releaseSources();
+    if (this.held !== undefined && this.items.length <= LOW_WATER) this.releaseSources();
   }
 
-  private write(writer: XmppTransport, stanza: Element, xml: string, bytes?: number): void {
-    if (writer.sendSerialized(xml)) {
+  private write(writer: XmppTransport, xml: string, kind: string, bytes?: number): void {
+    const written = writer.sendSerialized(xml);
+    if (written > 0) {
       const sm = writer.smOutbound;
       if (sm !== undefined) {
-        sm.track({ stanza, xml, bytes: bytes ?? Buffer.byteLength(xml) });
+        sm.track({ xml, bytes: written, kind });
         // A direct write (no flush follows): one <r/> per tick covers the whole burst.
         if (bytes === undefined) this.requestAckSoon(writer);
       }
       this.sent++;
-      this.counters?.stanza("s2s", "out", stanza.local);
+      this.counters?.stanza("s2s", "out", kind);
       this.counters?.remote(this.remote, "out");
       this.lastUsed = Date.now();
       writer.stanzasOut++;
@@ -178,7 +189,7 @@ export class OutboundBuffer {
     } else {
       // The connection is closing under us: keep the stanza for the next one.
       const size = bytes ?? Buffer.byteLength(xml);
-      this.items.unshift({ stanza, xml, bytes: size });
+      this.items.unshift({ xml, bytes: size, kind });
       this.bytes += size;
     }
   }

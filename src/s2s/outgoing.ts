@@ -24,6 +24,8 @@ import { DEFAULT_BUFFER_LIMITS, OutboundBuffer, type BufferLimits } from "./outb
 import type { FederationPolicy } from "./policy.js";
 import type { Trust } from "./trust.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
+import { PairMap } from "./pairMap.js";
+import { ownedString } from "../xml/ownedString.js";
 import { assign } from "xstate";
 
 export interface OutgoingOptions {
@@ -44,8 +46,6 @@ export interface OutgoingOptions {
   /** Told when policy refuses a remote domain before any connection (for the link history). */
   onRefused?: (local: string, remote: string, text: string) => void;
 }
-
-const pair = (local: string, remote: string): string => `${local} ${remote}`;
 
 /** The s2sOut machine with its real I/O, shared by queues and dialback verifications. */
 export function provideS2sOut(options: {
@@ -89,6 +89,15 @@ export function provideS2sOut(options: {
         if (!transport) return {};
         return { certificate: transport.verdict(context.tlsName ?? context.remote, trust.outgoing) };
       }),
+      // Worked out (and kept by the transport) while our header travels and the peer answers, so
+      // that checkCertificate finds it ready: ~1 ms less on each STARTTLS link's way.
+      prepareCertificate: ({ context }) => {
+        const transport = options.transports.get(context.connectionId ?? "");
+        const domain = context.tlsName ?? context.remote;
+        setImmediate(() => {
+          if (transport?.isOpen === true) transport.verdict(domain, trust.outgoing);
+        });
+      },
       attemptSettled: ({ context }) => {
         slots.settle(context.connectionId ?? "");
       },
@@ -110,14 +119,14 @@ export function provideS2sOut(options: {
 }
 
 export class OutgoingLinks implements RemoteRoute {
-  private readonly buffers = new Map<string, OutboundBuffer>();
+  private readonly buffers = new PairMap<OutboundBuffer>();
   private readonly options: OutgoingOptions;
   private readonly queueLogic;
 
   constructor(options: OutgoingOptions) {
     this.options = options;
     const buffer = (context: { local: string; remote: string }): OutboundBuffer | undefined =>
-      this.buffers.get(pair(context.local, context.remote));
+      this.buffers.get(context.local, context.remote);
     this.queueLogic = queueMachine.provide({
       actors: { conn: options.s2sOut },
       guards: { hasPending: ({ context }) => (buffer(context)?.size ?? 0) > 0 },
@@ -151,7 +160,7 @@ export class OutgoingLinks implements RemoteRoute {
   totals(): { stanzas: number; bytes: number } {
     let stanzas = 0;
     let bytes = 0;
-    for (const buffer of this.buffers.values()) {
+    for (const [, , buffer] of this.buffers.entries()) {
       stanzas += buffer.size;
       bytes += buffer.queuedBytes;
     }
@@ -165,8 +174,7 @@ export class OutgoingLinks implements RemoteRoute {
   retry(remote: string): { started: string[]; busy: string[] } {
     const started: string[] = [];
     const busy: string[] = [];
-    for (const key of this.buffers.keys()) {
-      const [local = "", to] = key.split(" ");
+    for (const [local, to] of this.buffers.entries()) {
       if (to !== remote) continue;
       const actor = this.options.registry.get(`out:${local}:${remote}`);
       const state = (actor?.getSnapshot() as { value?: unknown } | undefined)?.value;
@@ -180,12 +188,11 @@ export class OutgoingLinks implements RemoteRoute {
 
   /** The buffer of a (local, remote) queue, for the admin views. */
   buffer(local: string, remote: string): OutboundBuffer | undefined {
-    return this.buffers.get(pair(local, remote));
+    return this.buffers.get(local, remote);
   }
 
   deliver(stanza: Element, from: Jid, to: Jid): void {
-    const key = pair(from.domain, to.domain);
-    let queued = this.buffers.get(key);
+    let queued = this.buffers.get(from.domain, to.domain);
     if (!queued) {
       if (!this.options.isLocal(from.domain)) {
         this.options.bounce(stanza, "not-allowed", `${from.domain} is not a domain of this server`);
@@ -211,8 +218,10 @@ export class OutgoingLinks implements RemoteRoute {
     queued.push(stanza);
   }
 
-  private open(local: string, remote: string): OutboundBuffer {
-    const key = pair(local, remote);
+  private open(localSlice: string, remoteSlice: string): OutboundBuffer {
+    // Kept for the queue's life (keys, contexts, buffer), so not as slices of the stanza's chunk.
+    const local = ownedString(localSlice);
+    const remote = ownedString(remoteSlice);
     const actorKey = `out:${local}:${remote}`;
     const outgoing = this.options.config.s2s.outgoing;
     const queued = new OutboundBuffer(
@@ -224,7 +233,7 @@ export class OutgoingLinks implements RemoteRoute {
       this.options.counters,
       remote,
     );
-    this.buffers.set(key, queued);
+    this.buffers.set(local, remote, queued);
     let retired = false;
     this.options.registry.start({
       key: actorKey,
@@ -247,7 +256,7 @@ export class OutgoingLinks implements RemoteRoute {
         retired = (output as { retired?: boolean } | undefined)?.retired === true;
       },
       release: (reason) => {
-        this.buffers.delete(key);
+        this.buffers.delete(local, remote);
         // A retired queue may have been handed a stanza just before it was released: a new
         // queue takes it on rather than bouncing it.
         if (reason === "done" && retired && queued.size > 0) {

@@ -21,10 +21,11 @@ const MOD = 2 ** 32;
  */
 export const SM_WINDOW = 1000;
 
+/** A stanza as written: its text (no tree, see src/xml/parseStanza.ts), size and kind (metrics). */
 export interface Written {
-  stanza: Element;
   xml: string;
   bytes: number;
+  kind: string;
 }
 
 interface Writer {
@@ -107,7 +108,10 @@ export class SmOutbound {
     // XEP-0198 §4: acknowledging more than was sent is an <undefined-condition/> stream error.
     if (count > this.unacked.length) return false;
     const wasFull = this.full;
-    this.unacked.splice(0, count);
+    // All acknowledged (the usual case once a burst is over): a fresh array, as a spliced one keeps
+    // the room it grew to (up to 8 KiB for a full window) for the link's idle life (issue 9).
+    if (count === this.unacked.length) this.unacked = [];
+    else this.unacked.splice(0, count);
     this.acked = value;
     this.requested = false;
     if (wasFull && this.unacked.length < this.window) this.onRoom?.();

@@ -7,6 +7,10 @@
  * on any stream. `ns` is the resolved namespace URI: set by the parser; for elements built in code it
  * is taken from their own `xmlns`/`xmlns:prefix` attribute, or "" meaning "the stream's content
  * namespace" (jabber:server, jabber:component:accept, jabber:client).
+ *
+ * A depth-1 element from the parser also keeps `source`, its text exactly as received, which the
+ * serializer writes back unchanged: a routed stanza is neither re-escaped nor rebuilt. Change a
+ * parsed element only through `deleteAttr` and `append`, which drop `source`.
  */
 export type Node = Element | string;
 
@@ -15,12 +19,21 @@ export class Element {
   readonly attrs: Record<string, string>;
   readonly children: Node[];
   readonly ns: string;
+  /** The element's text as received (a depth-1 element from the stream parser), while unchanged. */
+  source: string | undefined;
 
-  constructor(name: string, attrs: Record<string, string> = {}, children: Node[] = [], ns?: string) {
+  constructor(
+    name: string,
+    attrs: Record<string, string> = {},
+    children: Node[] = [],
+    ns?: string,
+    source?: string,
+  ) {
     this.name = name;
     this.attrs = attrs;
     this.children = children;
     this.ns = ns ?? declaredNamespace(name, attrs);
+    this.source = source;
   }
 
   /** The local part of the name (`result` for `db:result`). */
@@ -67,7 +80,15 @@ export class Element {
   /** Appends a child and returns this element, for building trees in code. */
   append(...nodes: Node[]): this {
     this.children.push(...nodes);
+    this.source = undefined;
     return this;
+  }
+
+  /** Removes an attribute (the element no longer reads as it was received). */
+  deleteAttr(name: string): void {
+    if (!(name in this.attrs)) return;
+    Reflect.deleteProperty(this.attrs, name);
+    this.source = undefined;
   }
 }
 

@@ -52,6 +52,8 @@ function startTag(el: Element): string {
  * thousands of levels within max_stanza_size, which must not overflow the call stack.
  */
 export function serialize(root: Element): string {
+  // Received text, unchanged since: already escaped, and means the same on any stream.
+  if (root.source !== undefined) return root.source;
   let out = startTag(root);
   if (root.children.length === 0) return out + "/>";
   out += ">";

@@ -15,6 +15,7 @@ import { SaxesParser, type SaxesTagNS } from "saxes";
 
 import { NS } from "../xmpp/namespaces.js";
 import { Element } from "./element.js";
+import { ownedString } from "./ownedString.js";
 
 export interface StreamHeader {
   /** Qualified name as written, e.g. "stream:stream". */
@@ -85,15 +86,25 @@ class StreamState {
   bytes = 0;
 
   rootOpen = false;
+  /** The root's qualified name and its own namespace declarations (saxes keeps both anyway), to
+   *  restart a suspended stream. */
+  rootName = "";
+  rootNs: Record<string, string> | undefined;
   /** Open elements of the current depth-1 element (index 0), and their namespace declarations. */
   readonly stack: Element[] = [];
   readonly scopes: Record<string, string>[] = [];
   /** Byte offset of the current depth-1 element's `<`. */
   stanzaStart = 0;
-  /** Between stanzas: where unchecked top-level text starts (chars), and the byte offset of the
-   *  next `<` once seen (-1 before). */
+  /** Char offset of that `<` (-1: unknown, the element keeps no source text), the element's text
+   *  from earlier slices, and whether a prefix had to be declared on it (its text then differs). */
+  sourceStart = -1;
+  sourceHead = "";
+  lifted = false;
+  /** Between stanzas: where unchecked top-level text starts (chars), and the byte and char offsets
+   *  of the next `<` once seen (-1 before). */
   gapStart = 0;
   markup = -1;
+  markupChar = -1;
 
   /** A completed depth-1 element (or the stream end) is delivered at saxes' next event or at the
    *  end of the slice, so that a mismatched end tag reported right after it can cancel it. */
@@ -125,6 +136,10 @@ export class StreamParser {
   private feeding = false;
   /** True while a handler runs: an exception then is the caller's, not a parse error. */
   private inHandler = false;
+  /** While suspended: the stream header to replay to a new saxes before the next input. */
+  private resume: string | undefined;
+  /** The replayed header is not reported again. */
+  private replaying = false;
 
   constructor(handlers: StreamParserHandlers, options: StreamParserOptions) {
     this.handlers = handlers;
@@ -139,6 +154,7 @@ export class StreamParser {
    */
   write(chunk: Buffer): void {
     if (this.feeding) throw new Error("StreamParser.write() called from one of its handlers");
+    if (this.resume !== undefined) this.wake(this.resume);
     let offset = 0;
     while (offset < chunk.length && !this.st.halted) {
       const end = Math.min(chunk.length, offset + SLICE_BYTES);
@@ -154,8 +170,52 @@ export class StreamParser {
    * never be taken as part of the protected stream (the STARTTLS injection of CVE-2011-0411).
    */
   reset(): void {
+    this.resume = undefined;
     this.st.halted = true;
     this.st = this.newStream();
+  }
+
+  /**
+   * Gives back the per-stream parsing state (saxes, decoder, buffers: about 4 KiB) of a stream
+   * that sits between stanzas with nothing buffered, as most S2S streams do most of the time
+   * (issue 9: memory per idle link). The next write() rebuilds it by replaying the root's name and
+   * namespace declarations to a new saxes, so the stream goes on exactly as before. Returns whether
+   * the state was released.
+   */
+  suspend(): boolean {
+    const st = this.st;
+    if (
+      this.feeding ||
+      st.halted ||
+      !st.rootOpen ||
+      st.rootNs === undefined ||
+      st.stack.length > 0 ||
+      st.markup >= 0 ||
+      st.pending !== null ||
+      st.pendingEnd ||
+      st.held !== "" ||
+      st.utf8Tail.length > 0
+    )
+      return false;
+    this.resume = resumeHeader(st.rootName, st.rootNs);
+    this.st = suspendedState();
+    return true;
+  }
+
+  get suspended(): boolean {
+    return this.resume !== undefined;
+  }
+
+  private wake(header: string): void {
+    this.resume = undefined;
+    this.st = this.newStream();
+    const bytes = Buffer.from(header);
+    this.replaying = true;
+    try {
+      this.writeSlice(bytes, 0, bytes.length);
+    } finally {
+      this.replaying = false;
+    }
   }
 
   private newStream(): StreamState {
@@ -252,6 +312,9 @@ export class StreamParser {
     st.chars += text.length;
     st.bytes += bytes;
     this.checkSliceEnd(st);
+    // A stanza (or its start tag) continues in the next slice: keep its text so far.
+    const from = st.stack.length > 0 ? st.sourceStart : st.rootOpen ? st.markupChar : -1;
+    if (from >= 0) st.sourceHead += text.slice(Math.max(0, from - st.charBase));
   }
 
   /**
@@ -281,6 +344,7 @@ export class StreamParser {
           return;
         }
         st.markup = this.byteAt(st, st.charBase + lt);
+        st.markupChar = st.charBase + lt;
       }
       if (st.bytes - st.markup > this.limit) {
         this.fail(st, "policy-violation", `top-level element exceeds max_stanza_size (${this.limit} bytes)`);
@@ -363,8 +427,14 @@ export class StreamParser {
     const attrs: Record<string, string> = {};
     for (const name in tag.attributes) {
       const attr = tag.attributes[name];
-      if (attr !== undefined && name !== "__proto__") attrs[name] = attr.value;
+      if (attr !== undefined && name !== "__proto__") attrs[name] = ownedString(attr.value);
     }
+    // saxes keeps the root's start tag for the stream's life: keep only what it needs (the name to
+    // match the end tag, the namespace declarations), in strings that do not hold the first chunk.
+    tag.attributes = Object.create(null) as SaxesTagNS["attributes"];
+    for (const prefix in tag.ns) tag.ns[prefix] = ownedString(tag.ns[prefix] ?? "");
+    tag.name = ownedString(tag.name);
+    tag.uri = ownedString(tag.uri);
     if (tag.local !== "stream" || tag.uri !== NS.STREAM) {
       this.fail(
         st,
@@ -373,7 +443,10 @@ export class StreamParser {
       );
     }
     st.rootOpen = true;
+    st.rootName = tag.name;
+    st.rootNs = tag.ns;
     st.gapStart = st.sax.position;
+    if (this.replaying) return;
     const header: StreamHeader = { name: tag.name, attrs, ns: tag.uri, defaultNs: tag.ns[""] ?? "" };
     this.inHandler = true;
     this.handlers.onHeader(header);
@@ -387,10 +460,16 @@ export class StreamParser {
       if (this.limit !== Infinity) {
         st.stanzaStart = this.byteAt(st, lt < 0 ? st.sax.position : st.charBase + lt);
       }
+      st.sourceStart = lt < 0 ? -1 : st.charBase + lt;
+      st.sourceHead = "";
     } else {
+      // The `<` came in an earlier slice, whose text from there on is in sourceHead already.
       st.stanzaStart = st.markup;
+      st.sourceStart = st.markupChar;
     }
     st.markup = -1;
+    st.markupChar = -1;
+    st.lifted = false;
     st.sax.on("text", st.onText);
   }
 
@@ -407,6 +486,7 @@ export class StreamParser {
     }
     const stanza = st.stack[0];
     if (stanza !== undefined) stanza.attrs[`xmlns:${prefix}`] = uri;
+    st.lifted = true;
   }
 
   private onCloseTag(st: StreamState): void {
@@ -426,6 +506,10 @@ export class StreamParser {
       this.fail(st, "policy-violation", `stanza exceeds max_stanza_size (${this.limit} bytes)`);
     }
     st.sax.off("text");
+    if (st.sourceStart >= 0 && !st.lifted) {
+      el.source = st.sourceHead + st.str.slice(Math.max(0, st.sourceStart - st.charBase), end - st.charBase);
+    }
+    st.sourceHead = "";
     st.pending = el;
     st.gapStart = end;
   }
@@ -542,4 +626,34 @@ function incompleteUtf8Tail(bytes: Uint8Array): number {
     return need > i ? i : 0;
   }
   return 0;
+}
+
+/** Stands in for the state of a suspended stream (never parsed with: write() wakes first). */
+let suspended: StreamState | undefined;
+
+function suspendedState(): StreamState {
+  if (suspended === undefined) {
+    suspended = new StreamState(newSax(), () => undefined);
+    suspended.halted = true;
+  }
+  return suspended;
+}
+
+/** Replayed headers, shared: streams from the same kind of peer declare the same namespaces. */
+const resumeHeaders = new Map<string, string>();
+
+/** The root start tag with only its namespace declarations, as a suspended stream replays it. */
+function resumeHeader(name: string, ns: Record<string, string>): string {
+  let header = `<${name}`;
+  for (const prefix in ns) {
+    const uri = (ns[prefix] ?? "").replace(/[&<']/g, (c) =>
+      c === "&" ? "&amp;" : c === "<" ? "&lt;" : "&apos;",
+    );
+    header += prefix === "" ? ` xmlns='${uri}'` : ` xmlns:${prefix}='${uri}'`;
+  }
+  header += ">";
+  const known = resumeHeaders.get(header);
+  if (known !== undefined) return known;
+  if (resumeHeaders.size < 256) resumeHeaders.set(header, header);
+  return header;
 }

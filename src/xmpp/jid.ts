@@ -20,6 +20,7 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import { domainToASCII } from "node:url";
+import { ownedString } from "../xml/ownedString.js";
 
 export type JidPart = "localpart" | "domainpart" | "resourcepart";
 
@@ -46,6 +47,14 @@ const MAX_PART_BYTES = 1023;
 const MAX_RAW_PART = 8 * MAX_PART_BYTES;
 const MAX_LABEL_BYTES = 63;
 
+/**
+ * Recently parsed JIDs by their text. A busy link carries the same few addresses in every stanza:
+ * a hit skips normalization, and hands the routing tables the same domain strings again, whose
+ * hashes V8 has already computed.
+ */
+const recent = new Map<string, Jid>();
+const RECENT_MAX = 4096;
+
 export class Jid {
   readonly local: string;
   readonly domain: string;
@@ -65,6 +74,18 @@ export class Jid {
 
   /** Parses and normalizes; throws `JidError` naming the faulty part. */
   static parse(text: string): Jid {
+    const known = recent.get(text);
+    if (known !== undefined) return known;
+    // A copy: the text may be a slice of a whole socket read, which the cache must not keep alive.
+    const own = ownedString(text);
+    const jid = Jid.parseNew(own);
+    // Bounded: a peer sending endless distinct addresses only makes the cache start over.
+    if (recent.size >= RECENT_MAX) recent.clear();
+    recent.set(own, jid);
+    return jid;
+  }
+
+  private static parseNew(text: string): Jid {
     const slash = text.indexOf("/");
     const head = slash === -1 ? text : text.slice(0, slash);
     const at = head.indexOf("@");

@@ -2,7 +2,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { SmInbound, SmOutbound } from "../../src/s2s/streamManagement.js";
-import { Element, el } from "../../src/xml/element.js";
+import { Element } from "../../src/xml/element.js";
 import { serialize } from "../../src/xml/serialize.js";
 import { NS } from "../../src/xmpp/namespaces.js";
 
@@ -21,7 +21,7 @@ const sm = (name: string, attrs: Record<string, string> = {}): Element =>
   new Element(name, { xmlns: NS.SM, ...attrs }, [], NS.SM);
 const stanza = (i: number) => {
   const xml = `<message id='m${i}'/>`;
-  return { stanza: el("message", { id: `m${i}` }), xml, bytes: xml.length };
+  return { xml, bytes: xml.length, kind: "message" };
 };
 
 describe("SmOutbound (our outgoing stream)", () => {

@@ -109,7 +109,7 @@ describe("StreamParser: stanzas", () => {
     rec.parser.write(Buffer.from(HEADER + "<a/><b>x</b><c>"));
     assert.deepEqual(rec.events, ["header", "el:<a/>", "el:<b>x</b>"]);
     rec.parser.write(Buffer.from("</c>"));
-    assert.deepEqual(rec.events.at(-1), "el:<c/>");
+    assert.deepEqual(rec.events.at(-1), "el:<c></c>"); // as received
   });
 
   it("keeps an attribute named __proto__", () => {
@@ -621,5 +621,61 @@ describe("StreamParser: speed guard", () => {
       script,
     ]);
     assert.equal(out.toString(), "true");
+  });
+});
+
+describe("StreamParser: each stanza's text as received (Element.source)", () => {
+  const stanzas = [
+    `<message from="a@a.example" to='b@b.example' id="m1"><body>caf\u00e9 &amp; \u{1F600} &#x41;\r\n</body></message>`,
+    "<presence/>",
+    `<iq type='get' id='2'><query xmlns='jabber:iq:version'><![CDATA[<raw>]]></query></iq>`,
+    `<message to='x@b.example'><body>${"z\u00e9".repeat(12_000)}</body></message>`,
+  ];
+  const input = HEADER + "\n " + stanzas.join("  \n") + "\t";
+
+  function sources(rec: ReturnType<typeof record>): (string | undefined)[] {
+    return rec.elements.map((el) => el.source);
+  }
+
+  it("keeps each stanza's exact text, quotes, references, CDATA and CRLF included", () => {
+    const rec = parse(input);
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(sources(rec), stanzas);
+    assert.equal(serialize(rec.elements[0]!), stanzas[0]);
+  });
+
+  it("gives the same text however the bytes are cut: at every offset, and one byte at a time", () => {
+    const bytes = Buffer.from(input);
+    const small = Buffer.from(HEADER + stanzas.slice(0, 3).join(" "));
+    for (let cut = 1; cut < small.length; cut++) {
+      const rec = parse([small.subarray(0, cut), small.subarray(cut)]);
+      assert.deepEqual(sources(rec), stanzas.slice(0, 3), `cut at ${cut}`);
+    }
+    const rec = record();
+    for (let i = 0; i < small.length; i++) rec.parser.write(small.subarray(i, i + 1));
+    assert.deepEqual(sources(rec), stanzas.slice(0, 3));
+    // The long stanza spans several of the parser's 16 KiB slices, and chunks of odd sizes.
+    for (const size of [7, 1000, 16 * 1024 - 1, 40_000]) {
+      const chunked = record(1024 * 1024);
+      for (let i = 0; i < bytes.length; i += size) chunked.parser.write(bytes.subarray(i, i + size));
+      assert.deepEqual(sources(chunked), stanzas, `chunks of ${size}`);
+    }
+  });
+
+  it("keeps none for a stanza that needed a header prefix declared on it (its text differs)", () => {
+    const rec = parse(HEADER + "<db:result from='a.example' to='b.example'>k</db:result><message/>");
+    assert.equal(rec.elements[0]!.source, undefined);
+    assert.equal(rec.elements[0]!.attrs["xmlns:db"], "jabber:server:dialback");
+    assert.equal(rec.elements[1]!.source, "<message/>");
+  });
+
+  it("drops it once the element is changed, so the change is what gets written", () => {
+    const rec = parse(HEADER + "<message xmlns='jabber:server' to='b@b.example'><body>x</body></message>");
+    const el = rec.elements[0]!;
+    el.deleteAttr("xmlns");
+    assert.equal(serialize(el), "<message to='b@b.example'><body>x</body></message>");
+    const other = parse(HEADER + "<message/>").elements[0]!;
+    other.append("y");
+    assert.equal(serialize(other), "<message>y</message>");
   });
 });
