@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=2 --heap-growing-percent=20
 /**
  * The `ferry` command.
  *   ferry [--config FILE] [--log-format text|json]   run the server (default: the shipped ferry.toml)
