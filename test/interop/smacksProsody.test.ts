@@ -127,7 +127,7 @@ describe("Ferry → Prosody with mod_smacks: XEP-0198 acks, Prosody killed mid-s
     assert.equal(fields.get("authentication"), "SASL EXTERNAL");
   });
 
-  it("loses nothing when Prosody is SIGKILLed with 5,000 stanzas in flight, and reconnects alone", async () => {
+  it("loses nothing when Prosody is SIGKILLed with 5,000 stanzas in flight, and reconnects alone", async (t) => {
     let batch = "";
     for (let i = 1; i <= TOTAL; i++)
       batch += `<message from='alice@${ferry.component}' to='bob@${peer.component}' id='k${i}'><body>${i}</body></message>`;
@@ -148,6 +148,10 @@ describe("Ferry → Prosody with mod_smacks: XEP-0198 acks, Prosody killed mid-s
     }
     const accounted = new Set([...delivered, ...bounced]);
     const lost = Array.from({ length: TOTAL }, (_, n) => String(n + 1)).filter((id) => !accounted.has(id));
+    const both = delivered.filter((id) => bounced.includes(id)).length;
+    t.diagnostic(
+      `sent ${TOTAL}, delivered ${delivered.length}, bounced ${bounced.length}, both ${both}, lost ${lost.length}`,
+    );
     assert.deepEqual(
       lost.slice(0, 20),
       [],

@@ -136,7 +136,7 @@ describe("Ferry's own faults", () => {
     }
   });
 
-  it("SIGTERM with busy links: every queued stanza delivered or bounced, then </stream:stream>, exit 0", async () => {
+  it("SIGTERM with busy links: every queued stanza delivered or bounced, then </stream:stream>, exit 0", async (t) => {
     const file = path.join(dir, "a.toml");
     writeFileSync(
       file,
@@ -177,6 +177,9 @@ describe("Ferry's own faults", () => {
       );
       const lost = Array.from({ length: 200 }, (_, i) => String(i)).filter(
         (id) => !delivered.has(id) && !bounced.has(id),
+      );
+      t.diagnostic(
+        `delivered ${delivered.size}, bounced ${bounced.size}, lost ${lost.length}; exit ${code} after ${at - signalled} ms`,
       );
       assert.deepEqual(lost, [], `delivered ${delivered.size}, bounced ${bounced.size}`);
       assert.equal(bounced.size, 100, "the stuck half was bounced to its sender");

@@ -17,7 +17,7 @@ import { S2S_HEADER, WirePeer, freePort } from "../helpers/wire.js";
 const SCENARIO = fileURLToPath(new URL("./floodScenario.js", import.meta.url));
 
 describe("5,000 connections at once against max_connections = 500", () => {
-  it("serves at most 500, closes the others, and serves a well-behaved peer afterwards", async () => {
+  it("serves at most 500, closes the others, and serves a well-behaved peer afterwards", async (t) => {
     // Its own process, with room for 10,000 sockets (both ends live in it).
     const { stdout } = await promisify(execFile)(
       "sh",
@@ -33,6 +33,9 @@ describe("5,000 connections at once against max_connections = 500", () => {
       served: boolean;
       heapMb: number;
     };
+    t.diagnostic(
+      `5,000 opened: ${result.answered} served, ${result.closedUnanswered} closed unanswered, a fresh peer served afterwards: ${result.served}`,
+    );
     assert.ok(result.answered <= 500, `${result.answered} connections were served`);
     assert.ok(result.answered >= 400, `only ${result.answered} served: the limit is 500`);
     assert.ok(result.closedUnanswered >= 4500, `${result.closedUnanswered} refused`);
@@ -103,7 +106,7 @@ outgoing.address = [{host = "victim.test", ip_address = "127.0.0.1", port = ${(v
     again.destroy();
   });
 
-  it("a dialback storm from one address starts at most max_verifications_per_ip verifications", async () => {
+  it("a dialback storm from one address starts at most max_verifications_per_ip verifications", async (t) => {
     const attacker = await WirePeer.connect(port);
     attacker.send(S2S_HEADER("ferry.test", "victim.test"));
     await attacker.waitFor(/<stream:features>/);
@@ -127,6 +130,9 @@ outgoing.address = [{host = "victim.test", ip_address = "127.0.0.1", port = ${(v
     };
     const until = Date.now() + 5000;
     while (refused() < 10 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    t.diagnostic(
+      `victim saw ${victimTotal} connections (at most ${victimPeak} at once); ${refused()} streams told policy-violation`,
+    );
     assert.ok(victimPeak <= 5, `${victimPeak} connections to the victim at once`);
     assert.ok(victimTotal <= 5, `${victimTotal} connections to the victim in all`);
     assert.ok(refused() >= 10, `${refused()} streams told policy-violation`);

@@ -6,7 +6,7 @@
  * its sender with a remote-server error (RFC 6120 §8.3.3): delivered + bounced = N, none twice.
  * Then the peer behaves again and the link comes back by itself.
  */
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import { spawn } from "node:child_process";
@@ -22,6 +22,8 @@ import { startFakeDns, type FakeDnsServer } from "../dns/fakeDnsServer.js";
 const N = 300;
 
 /** A full garbage collection, then the heap in use (V8's gc exposed for this measurement only). */
+const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
+
 function heapAfterGc(): number {
   v8.setFlagsFromString("--expose-gc");
   const gc = vm.runInNewContext("gc") as () => void;
@@ -216,14 +218,16 @@ outgoing.address = [
   /** Sends N stanzas to `domain`; resolves with what was delivered and bounced once all are accounted. */
   async function run(
     domain: string,
+    t: TestContext,
   ): Promise<{ delivered: string[]; bounced: string[]; conditions: Set<string> }> {
     // Let Ferry see a cut connection end before the next stanzas come.
     await new Promise((resolve) => setTimeout(resolve, 200));
-    return runNow(domain);
+    return runNow(domain, t);
   }
 
   async function runNow(
     domain: string,
+    t: TestContext,
   ): Promise<{ delivered: string[]; bounced: string[]; conditions: Set<string> }> {
     const first = batch * N;
     batch++;
@@ -235,7 +239,9 @@ outgoing.address = [
     sender.send(xml);
     const ids = Array.from({ length: N }, (_, k) => String(first + k));
     const until = Date.now() + 15_000;
+    let peakRss = 0;
     for (;;) {
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
       const bounced = [...sender.received.matchAll(/<message [^>]*id='s(\d+)'[^>]*type='error'/g)].map(
         (m) => m[1] ?? "",
       );
@@ -248,6 +254,10 @@ outgoing.address = [
           ),
         );
         const lost = ids.filter((id) => !accounted.has(id));
+        t.diagnostic(
+          `sent ${N}, delivered ${delivered.length}, bounced ${bounced.length} (${[...conditions].join(", ") || "-"}), ` +
+            `lost ${lost.length}; peak RSS of this process (Ferry and the test) ${mib(peakRss)} MiB`,
+        );
         assert.deepEqual(lost.slice(0, 10), [], `${lost.length} of ${N} lost`);
         assert.equal(new Set(bounced).size, bounced.length, "none bounced twice");
         assert.deepEqual(
@@ -275,52 +285,52 @@ outgoing.address = [
     }
   }
 
-  it("a well-behaved peer gets all of them (the baseline)", async () => {
-    const { delivered, bounced } = await run("remote.test");
+  it("a well-behaved peer gets all of them (the baseline)", async (t) => {
+    const { delivered, bounced } = await run("remote.test", t);
     assert.equal(delivered.length, N);
     assert.equal(bounced.length, 0);
   });
 
-  it("never answers TCP: bounced with remote-server-timeout after connection_timeout", async () => {
-    const { delivered, bounced, conditions } = await run("hole.test");
+  it("never answers TCP: bounced with remote-server-timeout after connection_timeout", async (t) => {
+    const { delivered, bounced, conditions } = await run("hole.test", t);
     assert.equal(delivered.length, 0);
     assert.equal(bounced.length, N);
     assert.deepEqual([...conditions], ["remote-server-timeout"]);
   });
 
-  it("accepts TCP and never sends a byte: bounced after state_timeout, then recovers", async () => {
+  it("accepts TCP and never sends a byte: bounced after state_timeout, then recovers", async (t) => {
     peer.switchTo("silent");
-    const { bounced, conditions } = await run("remote.test");
+    const { bounced, conditions } = await run("remote.test", t);
     assert.equal(bounced.length, N);
     assert.deepEqual([...conditions], ["remote-server-timeout"]);
     await recovers();
   });
 
-  it("stops mid-dialback: bounced after state_timeout, then recovers", async () => {
+  it("stops mid-dialback: bounced after state_timeout, then recovers", async (t) => {
     peer.switchTo("midDialback");
-    const { bounced } = await run("remote.test");
+    const { bounced } = await run("remote.test", t);
     assert.equal(bounced.length, N);
     await recovers();
   });
 
-  it("closes without </stream:stream> after a third: the acknowledged are delivered, the rest resent or bounced", async () => {
+  it("closes without </stream:stream> after a third: the acknowledged are delivered, the rest resent or bounced", async (t) => {
     peer.switchTo("dropAfter");
-    const { delivered, bounced } = await run("remote.test");
+    const { delivered, bounced } = await run("remote.test", t);
     assert.ok(delivered.length >= N / 3, `${delivered.length} delivered`);
     assert.equal(delivered.length + bounced.length, N);
     await recovers();
   });
 
-  it("stops reading after a third: the unacknowledged come back when the idle stream is closed", async () => {
+  it("stops reading after a third: the unacknowledged come back when the idle stream is closed", async (t) => {
     peer.switchTo("stopReading");
-    const { delivered, bounced } = await run("remote.test");
+    const { delivered, bounced } = await run("remote.test", t);
     assert.ok(delivered.length >= N / 3, `${delivered.length} delivered`);
     assert.equal(delivered.length + bounced.length, N);
     await recovers();
   });
 
-  it("its DNS times out: bounced with remote-server-not-found or -timeout", async () => {
-    const { bounced, conditions } = await run("unresolvable.test");
+  it("its DNS times out: bounced with remote-server-not-found or -timeout", async (t) => {
+    const { bounced, conditions } = await run("unresolvable.test", t);
     assert.equal(bounced.length, N);
     assert.ok(
       [...conditions].every((c) => c.startsWith("remote-server-")),
@@ -328,7 +338,7 @@ outgoing.address = [
     );
   });
 
-  it("a component flooding a remote that stopped reading: held, bounded, then every stanza accounted for", async () => {
+  it("a component flooding a remote that stopped reading: held, bounded, then every stanza accounted for", async (t) => {
     const FLOOD = 50_000;
     const first = 2_000_000;
     peer.switchTo("stopReading");
@@ -345,6 +355,7 @@ outgoing.address = [
     // Bounded: the outgoing queue (10,000 stanzas at most), the ack window (1,000) and what the
     // sockets hold (the component's own unsent bytes, about 4 MB, are in this process too).
     const growth = heapAfterGc() - baseline;
+    const floodRss = process.memoryUsage.rss();
     assert.ok(
       growth < 48 * 1024 * 1024,
       `heap grew by ${Math.round(growth / 1024 / 1024)} MiB during the flood`,
@@ -377,14 +388,19 @@ outgoing.address = [
     for (const c of conditions)
       assert.ok(c === "resource-constraint" || c?.startsWith("remote-server-"), String(c));
     assert.equal(new Set(bounced).size, bounced.length, "none bounced twice");
+    t.diagnostic(
+      `sent ${FLOOD}, delivered ${FLOOD - bounced.length}, bounced ${bounced.length} (${[...conditions].join(", ") || "-"}), lost 0; ` +
+        `heap +${mib(growth)} MiB while held, RSS ${mib(floodRss)} MiB (Ferry and the test)`,
+    );
     sender.received = "";
     peer.received.clear();
   });
 
-  it("returns to its memory baseline once the faults are over", async () => {
+  it("returns to its memory baseline once the faults are over", async (t) => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     sender.received = "";
     const growth = heapAfterGc() - baseline;
+    t.diagnostic(`heap ${Math.round(growth / 1024)} KiB above the baseline after the faults`);
     assert.ok(growth < 8 * 1024 * 1024, `heap grew by ${Math.round(growth / 1024)} KiB`);
   });
 });

@@ -97,7 +97,7 @@ outgoing.address = [{host = "svc.a.test", ip_address = "127.0.0.1", port = ${aS2
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("delivers or bounces every stanza (none lost, none delivered twice), and the link recovers", async () => {
+  it("delivers or bounces every stanza (none lost, none delivered twice), and the link recovers", async (t) => {
     b = startB();
     const receiver = await WirePeer.connectWhenListening(bComp, () => "Ferry B did not start");
     receiver.destroy();
@@ -131,6 +131,10 @@ outgoing.address = [{host = "svc.a.test", ip_address = "127.0.0.1", port = ${aS2
     // what we had not read yet): such stanzas were delivered and, unacknowledged, bounced too.
     // XEP-0198 without resumption cannot tell; the window of unacknowledged stanzas bounds them.
     const both = delivered.filter((id) => bounced.includes(id));
+    t.diagnostic(
+      `sent ${TOTAL}, delivered ${delivered.length}, bounced ${bounced.length}, both ${both.length}, ` +
+        `lost ${lost.length}; RSS of this process (Ferry A and the test) ${(process.memoryUsage.rss() / 1048576).toFixed(1)} MiB`,
+    );
     assert.ok(both.length <= SM_WINDOW, `${both.length} both delivered and bounced (window ${SM_WINDOW})`);
     assert.ok(bounced.length > 0, "the kill left stanzas to bounce");
     assert.match(
