@@ -80,7 +80,8 @@ export class XmppTransport {
   private closing = false;
   private peerEnded = false;
   private closedReported = false;
-  private corked = false;
+  /** Writes in this tick: the first goes out at once, the others are corked until the tick ends. */
+  private tickWrites = 0;
   private graceTimer: NodeJS.Timeout | undefined;
   private shaperTimer: NodeJS.Timeout | undefined;
   /**
@@ -231,8 +232,8 @@ export class XmppTransport {
 
   private startTls(role: "client" | "server", servername: string | undefined, identity?: string): void {
     const raw = this.socket;
-    this.corked = false;
-    raw.uncork();
+    if (this.tickWrites > 1) raw.uncork();
+    this.tickWrites = 0;
     raw.off("data", this.onData);
     raw.removeAllListeners("close");
     raw.removeAllListeners("timeout");
@@ -359,17 +360,19 @@ export class XmppTransport {
     const bytes = Buffer.byteLength(data);
     this.bytesOut += bytes;
     this.options.traffic?.("out", bytes, this.tls);
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    // A lone write (a stanza at a time) is sent as it is; a burst goes out in one writev at the end
+    // of the tick, however many stanzas it holds.
+    const writes = this.tickWrites++;
+    if (writes === 0) process.nextTick(this.endTick);
+    else if (writes === 1) this.socket.cork();
     this.socket.write(data);
     return bytes;
   }
+
+  private readonly endTick = (): void => {
+    if (this.tickWrites > 1) this.socket.uncork();
+    this.tickWrites = 0;
+  };
 
   private emit(event: TransportEvent): void {
     if (this.closing && event.type !== "SOCKET_CLOSED") return;

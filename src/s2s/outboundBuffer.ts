@@ -84,16 +84,6 @@ export class OutboundBuffer {
     if (writer) this.flush();
   }
 
-  private ackScheduled = false;
-
-  private requestAckSoon(writer: XmppTransport): void {
-    if (this.ackScheduled) return;
-    this.ackScheduled = true;
-    setImmediate(() => {
-      this.ackScheduled = false;
-      writer.smOutbound?.requestAck();
-    });
-  }
 
   /** The queue's connection is established: write what waited, and keep writing directly. */
   attach(transport: XmppTransport): void {
@@ -167,7 +157,7 @@ export class OutboundBuffer {
     }
     // Drained: a fresh array, as a shifted-from one keeps the room it grew to (issue 9).
     if (waited && this.items.length === 0) this.items = [];
-    writer.smOutbound?.requestAck();
+    writer.smOutbound?.scheduleAck();
     if (this.held !== undefined && this.items.length <= LOW_WATER) this.releaseSources();
   }
 
@@ -177,8 +167,8 @@ export class OutboundBuffer {
       const sm = writer.smOutbound;
       if (sm !== undefined) {
         sm.track({ xml, bytes: written, kind });
-        // A direct write (no flush follows): one <r/> per tick covers the whole burst.
-        if (bytes === undefined) this.requestAckSoon(writer);
+        // A direct write (no flush follows to ask for acks).
+        if (bytes === undefined) sm.scheduleAck();
       }
       this.sent++;
       this.counters?.stanza("s2s", "out", kind);

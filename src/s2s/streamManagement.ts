@@ -7,7 +7,10 @@
  * handled (routed) and answer `<r/>`, and also acknowledge after each burst we read, so that a
  * sender rarely holds a stanza we already delivered.
  *
- * Acks are per batch (one `<r/>` outstanding at a time), never a statechart event per stanza.
+ * Acks are per batch (one `<r/>` outstanding at a time), never a statechart event per stanza. A
+ * sender asks at once when ACK_BATCH stanzas wait, else ACK_DELAY_MS after the first: a stanza at a
+ * time (2,000/s) then costs no `<r/>` and `<a/>` pair of its own (issue 9), and a Ferry receiver's
+ * unasked acks keep what it holds small meanwhile.
  */
 import { el, type Element } from "../xml/element.js";
 import { NS } from "../xmpp/namespaces.js";
@@ -20,6 +23,11 @@ const MOD = 2 ** 32;
  * both delivered and bounced when a peer dies (its last acks are lost with the connection).
  */
 export const SM_WINDOW = 1000;
+
+/** Unacknowledged stanzas that make us ask for an ack at once. */
+const ACK_BATCH = 100;
+/** Otherwise we ask this long after the first unacknowledged stanza. */
+const ACK_DELAY_MS = 10;
 
 /** A stanza as written: its text (no tree, see src/xml/parseStanza.ts), size and kind (metrics). */
 export interface Written {
@@ -62,11 +70,33 @@ export class SmOutbound {
     if (this.state !== "off") this.unacked.push(item);
   }
 
-  /** After a batch of writes: ask for an ack, unless one is already outstanding. */
+  /** Asks for an ack now, unless one is already outstanding. */
   requestAck(): void {
+    this.cancelTimer();
     if (this.state === "off" || this.requested || this.unacked.length === 0) return;
     this.requested = true;
     this.writer.send(el("r", { xmlns: NS.SM }));
+  }
+
+  private timer: NodeJS.Timeout | undefined;
+
+  /** After writes: asks at once when ACK_BATCH wait unacknowledged, else within ACK_DELAY_MS. */
+  scheduleAck(): void {
+    if (this.state === "off" || this.requested || this.unacked.length === 0) return;
+    if (this.unacked.length >= ACK_BATCH) this.requestAck();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.requestAck();
+      }, ACK_DELAY_MS);
+      this.timer.unref();
+    }
+  }
+
+  private cancelTimer(): void {
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** `<enabled/>`, `<failed/>`, `<a/>` or `<r/>` from the peer; false if it broke the protocol. */
@@ -80,6 +110,7 @@ export class SmOutbound {
         // Not enabled after all: what was written is as sent without stream management.
         this.state = "off";
         this.unacked = [];
+        this.cancelTimer();
         this.onRoom?.();
         return true;
       case "a":
@@ -98,6 +129,7 @@ export class SmOutbound {
     const items = this.state === "off" ? [] : this.unacked;
     this.unacked = [];
     this.state = "off";
+    this.cancelTimer();
     return items;
   }
 
@@ -115,7 +147,7 @@ export class SmOutbound {
     this.acked = value;
     this.requested = false;
     if (wasFull && this.unacked.length < this.window) this.onRoom?.();
-    this.requestAck();
+    this.scheduleAck();
     return true;
   }
 }

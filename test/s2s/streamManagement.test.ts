@@ -42,6 +42,28 @@ describe("SmOutbound (our outgoing stream)", () => {
     );
   });
 
+  it("asks for an ack within 10 ms of a lone stanza, and at once when 100 wait", async () => {
+    const w = writer();
+    const out = new SmOutbound(w);
+    out.receive(sm("enabled"));
+    const asked = (): number => w.sent.filter((s) => s.startsWith("<r ")).length;
+    out.track(stanza(1));
+    out.scheduleAck();
+    out.scheduleAck();
+    assert.equal(asked(), 0, "not for every stanza");
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(asked(), 1, "within the delay");
+    assert.ok(out.receive(sm("a", { h: "1" })));
+    for (let i = 2; i <= 101; i++) {
+      out.track(stanza(i));
+      out.scheduleAck();
+    }
+    assert.equal(asked(), 2, "at once at 100 unacknowledged");
+    assert.equal(out.takeUnacked().length, 100);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(asked(), 2, "nothing more once the stream is over");
+  });
+
   it("is full at its window and says when there is room again", () => {
     const out = new SmOutbound(writer(), 2);
     let room = 0;
