@@ -84,7 +84,6 @@ export class OutboundBuffer {
     if (writer) this.flush();
   }
 
-
   /** The queue's connection is established: write what waited, and keep writing directly. */
   attach(transport: XmppTransport): void {
     this.writer = transport;
