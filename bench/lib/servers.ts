@@ -1,7 +1,7 @@
 /**
  * The servers under test, each a process of its own with its own config and data folder on its own
- * loopback address: Ferry (`node dist/src/cli.js --config FILE`), Prosody 0.12 and ejabberd 23.01
- * from Debian. Every server hosts one domain and one XEP-0114 component on it (`svc.<domain>`).
+ * loopback address: Ferry (the `ferry` command, package.json's `bin.ferry`, with `--config FILE`),
+ * Prosody 0.12 and ejabberd 23.01 from Debian. Every server hosts one domain and one XEP-0114 component on it (`svc.<domain>`).
  *
  * Limits removed and Nagle off, per server:
  * - Ferry: no shaper is configured (the default); `max_fsm_queue` not set (no limit); Ferry turns
@@ -42,7 +42,11 @@ export const SECOND_COMPONENT_PORT = 5348;
 
 /** The repository root (this file is dist/bench/lib/servers.js once compiled). */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-export const FERRY_CLI = path.join(REPO, "dist/src/cli.js");
+/** What `ferry` runs (package.json's `bin.ferry`: the bundle), so the benchmark measures what ships. */
+export const FERRY_CLI = path.join(
+  REPO,
+  (JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { bin: { ferry: string } }).bin.ferry,
+);
 
 /**
  * The `node` options on the `ferry` command's `#!/usr/bin/env -S node …` line (its V8 heap
