@@ -35,7 +35,9 @@ export type Answer<T> =
  * (`tries: 1`): its adaptive, doubling timeouts would not honour `dns.timeout`, so `ask` retries.
  */
 export function createDnsClient(timeoutMs: number, servers?: readonly string[]): DnsClient {
-  const resolver = new dns.Resolver({ timeout: Math.max(1, Math.round(timeoutMs)), tries: 1 });
+  // c-ares gives up later than our own deadline (`ask`): its timer would otherwise also fire before
+  // an answer that arrived during a stall is read, and it cannot be told to read first.
+  const resolver = new dns.Resolver({ timeout: Math.max(1, Math.round(2 * timeoutMs)), tries: 1 });
   if (servers !== undefined && servers.length > 0) resolver.setServers([...servers]);
   return resolver;
 }
@@ -144,8 +146,13 @@ const TIMEOUT = "ETIMEOUT";
 function withDeadline<T>(work: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      done();
-      reject(Object.assign(new Error("DNS query timed out"), { code: TIMEOUT }));
+      // After a stall of the event loop (10,000 links closing at once), timers run before the I/O
+      // that came meanwhile: let an answer already received settle first (an immediate runs after
+      // the poll phase), rather than report a timeout for it.
+      setImmediate(() => {
+        done();
+        reject(Object.assign(new Error("DNS query timed out"), { code: TIMEOUT }));
+      });
     }, ms);
     const onAbort = () => {
       done();

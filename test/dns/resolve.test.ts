@@ -4,8 +4,16 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { resolveOptionsFromConfig, resolveTargets, type ResolveOptions } from "../../src/dns/resolve.js";
-import { BoundedDnsClient, sharedDnsClient, type DnsClient } from "../../src/dns/query.js";
+import {
+  BoundedDnsClient,
+  ask,
+  createDnsClient,
+  sharedDnsClient,
+  type DnsClient,
+} from "../../src/dns/query.js";
 import { loadConfigText } from "../../src/config/load.js";
 import { startFakeDns, type FakeDnsServer, type FakeRecord } from "./fakeDnsServer.js";
 
@@ -495,5 +503,35 @@ describe("BoundedDnsClient (the shared resolver's limit on questions in flight)"
     const client = new BoundedDnsClient(inner, 1);
     await assert.rejects(client.resolveSrv("_xmpp-server._tcp.nx.example"), /nx/);
     assert.deepEqual(await client.resolve4("a.example"), ["127.0.0.1"]);
+  });
+});
+
+describe("ask: an answer that came while the event loop was stalled", () => {
+  it("is taken, not reported as a timeout (the deadline lets waiting I/O settle first)", async () => {
+    // The DNS server runs in another process, so that it answers while this one is blocked.
+    const server = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { startFakeDns } from ${JSON.stringify(new URL("./fakeDnsServer.js", import.meta.url).href)};
+         const dns = await startFakeDns({ records: { "stall.example": [{ type: "A", address: "192.0.2.77" }] } });
+         process.stdout.write(dns.address + "\\n");`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    try {
+      const [line] = (await once(server.stdout, "data")) as [Buffer];
+      const address = line.toString().trim();
+      const client = createDnsClient(100, [address]);
+      const answer = ask(client, { timeoutMs: 100, retries: 1 }, () => client.resolve4("stall.example"));
+      // Blocked past our 100 ms deadline (c-ares itself waits twice that): the answer is already
+      // in the socket when the loop runs again, and the deadline's timer runs before it is read.
+      const until = performance.now() + 150;
+      while (performance.now() < until);
+      assert.deepEqual(await answer, { kind: "records", value: ["192.0.2.77"] });
+    } finally {
+      server.kill();
+    }
   });
 });
