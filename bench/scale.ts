@@ -170,6 +170,8 @@ async function main(): Promise<number> {
     const arrivedAt = new Float64Array(links);
     let bounced = 0;
     const conditions = new Map<string, number>();
+    /** The error text of the first bounce of each condition, which says what failed. */
+    const examples = new Map<string, string>();
     let firstBounce = "";
     component.onMessage = (m) => {
       if (m.type !== "error") return;
@@ -177,6 +179,8 @@ async function main(): Promise<number> {
       const condition =
         /<([a-z-]+)\s+xmlns=['"]urn:ietf:params:xml:ns:xmpp-stanzas['"]/.exec(m.xml)?.[1] ?? "?";
       conditions.set(condition, (conditions.get(condition) ?? 0) + 1);
+      if (!examples.has(condition))
+        examples.set(condition, /<text[^>]*>([^<]*)<\/text>/.exec(m.xml)?.[1] ?? "");
       firstBounce ||= m.xml;
     };
     fake.onMessage = (to, at) => {
@@ -255,6 +259,7 @@ async function main(): Promise<number> {
     const downNoticedMs = performance.now() - tDown;
     bounced = 0;
     conditions.clear();
+    examples.clear();
     const cpu1 = readCpuMs(ferry.pid);
     const tDead = await send("x", "remote");
     const tDeadUs = monotonicUs() - (performance.now() - tDead) * 1000;
@@ -272,11 +277,13 @@ async function main(): Promise<number> {
       bounceSeconds: (performance.now() - tDead) / 1000,
       bounced,
       conditions: Object.fromEntries(conditions),
+      examples: Object.fromEntries(examples),
     };
 
     // 3b. Fresh domains whose address refuses connections.
     bounced = 0;
     conditions.clear();
+    examples.clear();
     const tFresh = await send("y", "dead");
     await waitUntil(
       "bounces (refused)",
@@ -289,6 +296,7 @@ async function main(): Promise<number> {
       bounceSeconds: (performance.now() - tFresh) / 1000,
       bounced,
       conditions: Object.fromEntries(conditions),
+      examples: Object.fromEntries(examples),
     };
     const after = await settled();
     const final = {
