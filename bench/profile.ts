@@ -18,7 +18,7 @@ import { profilesIn, summarizeProfile, type ProfileSummary } from "./lib/cpuprof
 import { ensurePackages, machineInfo, makeCertificates, startBenchDns } from "./lib/env.js";
 import { pairId, runPair } from "./lib/pair.js";
 import { num, table, writeJson } from "./lib/report.js";
-import { REPO } from "./lib/servers.js";
+import { FERRY_UNBUNDLED, REPO } from "./lib/servers.js";
 
 function print(title: string, s: ProfileSummary): void {
   const total = s.busySamples + s.idleSamples;
@@ -81,6 +81,8 @@ async function main(): Promise<number> {
         certs,
         failedDir: path.join(REPO, "bench/results/failed"),
         ferryNodeOptions: (side, dir) => ["--cpu-prof", "--cpu-prof-dir", dir.file(`cpu-prof-${side}`)],
+        // The bundle would put every function in one file: profile the same code unbundled.
+        ferryEntry: FERRY_UNBUNDLED,
         onPhases: (p) => {
           phases = p;
         },

@@ -106,6 +106,8 @@ export interface PairEnv {
   failedDir: string;
   /** Extra `node` options per side for Ferry (e.g. --cpu-prof). */
   ferryNodeOptions?: (side: "a" | "b", run: RunDir) => string[];
+  /** The file Ferry runs instead of `bin.ferry` (the profiler runs the unbundled code). */
+  ferryEntry?: string;
   /** Told the phase windows before the servers stop (the profile is written as they exit). */
   onPhases?: (phases: Record<string, [number, number]>) => void;
   /** Called once the servers have stopped, with the run folder, before it is removed. */
@@ -153,6 +155,7 @@ export async function runPair(
       tls: config.tls ? env.certs[side] : undefined,
       runDir: run,
       nodeOptions: env.ferryNodeOptions?.(side, run) ?? [],
+      ...(env.ferryEntry === undefined ? {} : { entry: env.ferryEntry }),
     });
     const [a, b] = await teardown.startAll([
       startServer(spec("a", config.a)),

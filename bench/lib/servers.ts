@@ -43,6 +43,8 @@ export const SECOND_COMPONENT_PORT = 5348;
 /** The repository root (this file is dist/bench/lib/servers.js once compiled). */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 /** What `ferry` runs (package.json's `bin.ferry`: the bundle), so the benchmark measures what ships. */
+/** The same server unbundled (`tsc`'s output), for profiles that name each file and package. */
+export const FERRY_UNBUNDLED = path.join(REPO, "dist/src/cli.js");
 export const FERRY_CLI = path.join(
   REPO,
   (JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { bin: { ferry: string } }).bin.ferry,
@@ -85,6 +87,8 @@ export interface ServerSpec {
   runDir: RunDir;
   /** Ferry only: extra `node` options, e.g. `--cpu-prof`. */
   nodeOptions?: string[];
+  /** Ferry only: the file to run instead of FERRY_CLI. */
+  entry?: string;
   /** Ferry only: TOML appended to the generated config (after `[s2s]`'s keys; `[[listen.http]]` is
    * always there, on HTTP_PORT). */
   ferryExtra?: string;
@@ -147,7 +151,13 @@ async function startFerry(spec: ServerSpec): Promise<BenchServer> {
     runDir,
     name: `ferry-${domain}`,
     command: process.execPath,
-    args: [...ferryRuntimeOptions(), ...(spec.nodeOptions ?? []), FERRY_CLI, "--config", configFile],
+    args: [
+      ...ferryRuntimeOptions(),
+      ...(spec.nodeOptions ?? []),
+      spec.entry ?? FERRY_CLI,
+      "--config",
+      configFile,
+    ],
   });
   try {
     for (const port of [S2S_PORT, COMPONENT_PORT, HTTP_PORT]) await waitForPort(address, port, 15_000, proc);
