@@ -360,23 +360,6 @@ export async function startServer(
     components,
     queued: () => outgoingLinks.totals(),
     certificateExpiry: () => trust.certificates.expiry(hosts),
-    connections: () => {
-      const open = new Map<string, number>([
-        ["s2s_in", 0],
-        ["s2s_out", 0],
-        ["component", 0],
-      ]);
-      const bump = (kind: string): void => {
-        open.set(kind, (open.get(kind) ?? 0) + 1);
-      };
-      for (const view of registry.states()) {
-        if (view.machine === "s2sIn") bump("s2s_in");
-        if (view.machine === "component") bump("component");
-        for (const child of view.children)
-          if (child.machine === "s2sOut" && child.state.includes("open")) bump("s2s_out");
-      }
-      return open;
-    },
   });
   registry.addInspector(metrics.observe);
   const actorsFeed = registerActorsPage(http, registry);

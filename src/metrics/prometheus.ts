@@ -25,6 +25,23 @@ function machineLabel(id: string): string {
   return label;
 }
 
+/**
+ * `compute` at most once per scrape: prom-client collects every metric of a scrape in one
+ * synchronous run, so the value is dropped at the next microtask.
+ */
+function perScrape<T>(compute: () => T): () => T {
+  let value: { current: T } | undefined;
+  return () => {
+    if (value === undefined) {
+      value = { current: compute() };
+      queueMicrotask(() => {
+        value = undefined;
+      });
+    }
+    return value.current;
+  };
+}
+
 /** Event types as label values: XState's generated ones collapsed so that labels stay bounded. */
 function eventLabel(type: string): string {
   if (type.startsWith("xstate.after")) return "after";
@@ -42,8 +59,6 @@ export interface MetricsSources {
   queued: () => { stanzas: number; bytes: number };
   /** Seconds until our certificate for each local domain expires. */
   certificateExpiry: () => Map<string, number>;
-  /** Open connections by kind. */
-  connections: () => Map<string, number>;
   /**
    * The actors' state clock, already fed by the registry: transitions are counted from it. Without
    * one, the metrics keep their own (fed through `observe`).
@@ -157,6 +172,10 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     () => sources.counters.dropped,
   );
 
+  // One walk over the actors and one over the queues serve every gauge of a scrape.
+  const states = perScrape(() => sources.registry.states());
+  const queuedNow = perScrape(sources.queued);
+
   new client.Gauge({
     name: "ferry_actors",
     help: "Live actors by machine and current state.",
@@ -166,7 +185,7 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
       this.reset();
       // Counted first, then one labels() per (machine, state) rather than one per actor.
       const counts = new Map<string, { machine: string; state: string; n: number }>();
-      const stack = [...sources.registry.states()];
+      const stack = [...states()];
       for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
         const key = `${next.machine} ${next.state}`;
         const count = counts.get(key);
@@ -178,17 +197,6 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
         this.labels({ machine: machineLabel(machine), state }).set(n);
     },
   });
-  // Both gauges from one pass over the queues per scrape (a scrape collects in one synchronous run).
-  let queued: { stanzas: number; bytes: number } | undefined;
-  const queuedNow = (): { stanzas: number; bytes: number } => {
-    if (queued === undefined) {
-      queued = sources.queued();
-      queueMicrotask(() => {
-        queued = undefined;
-      });
-    }
-    return queued;
-  };
   new client.Gauge({
     name: "ferry_s2s_queue_stanzas",
     help: "Stanzas waiting in outgoing S2S queues.",
@@ -212,8 +220,7 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     collect() {
       // Queues are root actors.
       let backoff = 0;
-      for (const root of sources.registry.states())
-        if (root.machine === "queue" && root.state === "backoff") backoff++;
+      for (const root of states()) if (root.machine === "queue" && root.state === "backoff") backoff++;
       this.set(backoff);
     },
   });
@@ -232,7 +239,14 @@ export function createMetrics(sources: MetricsSources): FerryMetrics {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [kind, count] of sources.connections()) this.labels({ kind }).set(count);
+      const open = { s2s_in: 0, s2s_out: 0, component: 0 };
+      for (const root of states()) {
+        if (root.machine === "s2sIn") open.s2s_in++;
+        if (root.machine === "component") open.component++;
+        for (const child of root.children)
+          if (child.machine === "s2sOut" && child.state.includes("open")) open.s2s_out++;
+      }
+      for (const [kind, count] of Object.entries(open)) this.labels({ kind }).set(count);
     },
   });
   new client.Gauge({

@@ -111,7 +111,6 @@ export class ActorRegistry implements Supervisor {
     // Control events only reach machines (never stanzas), so one observer on every actor is cheap.
     this.inspect = {
       next: (event) => {
-        this.statesCache = undefined;
         for (const inspector of this.inspectors) {
           // An observer's bug must not break the actor being observed (XState calls us inside it).
           try {
@@ -163,28 +162,16 @@ export class ActorRegistry implements Supervisor {
 
   /**
    * Every live root actor's machine and state (and its invoked children's), without contexts:
-   * what metrics count at each scrape, far cheaper than views(). Shared: not to be changed.
+   * what metrics count at each scrape, far cheaper than views().
    */
-  states(): readonly ActorState[] {
-    // One walk serves every gauge of a scrape.
-    if (this.statesCache !== undefined) return this.statesCache;
+  states(): ActorState[] {
     const states: ActorState[] = [];
     for (const entry of this.entries.values()) {
       const state = stateOf(entry.actor);
       if (state) states.push(state);
     }
-    this.statesCache = states;
-    // Kept for the current synchronous run only (a scrape collects every gauge in one): held
-    // between scrapes it would cost memory per actor.
-    queueMicrotask(() => {
-      this.statesCache = undefined;
-    });
     return states;
   }
-
-  /** states() as last computed, for the current synchronous run; also dropped at every inspection
-   *  event (an actor moved) and whenever an entry comes or goes. */
-  private statesCache: readonly ActorState[] | undefined;
 
   /** Every live root actor (and its invoked children) as the admin and debug views show them. */
   views(): ActorView[] {
@@ -217,7 +204,6 @@ export class ActorRegistry implements Supervisor {
     if (this.entries.has(spec.key)) throw new Error(`actor ${spec.key} already exists`);
     const entry = this.create(spec as ChildSpec<AnyStateMachine>);
     this.entries.set(spec.key, entry);
-    this.statesCache = undefined;
     this.router.send({ type: "CHILD_STARTED", key: spec.key, kind: spec.kind });
     entry.actor.start();
     return entry.actor;
@@ -295,7 +281,6 @@ export class ActorRegistry implements Supervisor {
         this.roots.delete(entry.actor.sessionId);
         const next = this.create(entry.spec);
         this.entries.set(effect.key, next);
-        this.statesCache = undefined;
         next.actor.start();
         return;
       }
@@ -303,7 +288,6 @@ export class ActorRegistry implements Supervisor {
         const entry = this.entries.get(effect.key);
         if (!entry) return;
         this.entries.delete(effect.key);
-        this.statesCache = undefined;
         this.roots.delete(entry.actor.sessionId);
         entry.spec.release?.(effect.reason);
         if (this.firstWave?.delete(effect.key) === true && this.firstWave.size === 0) this.drainRest?.();
@@ -356,7 +340,6 @@ export class ActorRegistry implements Supervisor {
     for (const [key, entry] of this.entries) {
       this.log.warning(`forcing ${key} to stop: ${reason}`);
       this.entries.delete(key);
-      this.statesCache = undefined;
       this.roots.delete(entry.actor.sessionId);
       entry.actor.stop();
       entry.spec.release?.(reason);

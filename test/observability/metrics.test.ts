@@ -147,6 +147,11 @@ describe("metrics and health over HTTP", () => {
       1,
     );
     assert.equal(series(text, "ferry_actors").get('ferry_actors{machine="queue",state="link.sending"}'), 1);
+    // A's link out and A's component, counted from the same walk as ferry_actors.
+    const connections = series(text, "ferry_connections");
+    assert.equal(connections.get('ferry_connections{kind="s2s_out"}'), 1);
+    assert.equal(connections.get('ferry_connections{kind="component"}'), 1);
+    assert.equal(series(text, "ferry_s2s_queue_stanzas").get("ferry_s2s_queue_stanzas"), 0);
     assert.ok(
       (series(text, "ferry_bytes_total").get(
         'ferry_bytes_total{conn_type="s2s",direction="out",tls="none"}',
