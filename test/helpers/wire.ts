@@ -1,5 +1,8 @@
 /** A raw TCP peer for wire-level tests: send bytes, wait for what Ferry writes back. */
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 
 export class WirePeer {
   received = "";
@@ -111,18 +114,68 @@ export class WirePeer {
   }
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports are picked below the kernel's ephemeral range (32768–60999 on Linux), so that no `listen(0)`
+ * or outgoing connection elsewhere can take one between this probe and the caller's own listen.
+ */
+const PORT_RANGE = { first: 10_000, count: 22_000 };
+const handedOut = new Set<number>();
+// Test files run as concurrent children of one `node --test`: an exclusive file per port in a folder
+// named after that runner keeps two files from being handed the same port.
+const reservations = path.join(os.tmpdir(), `ferry-test-ports-${String(process.ppid)}`);
+
+let swept = false;
+
+/** Removes the reservation folders of runners that have exited. */
+function sweepOldReservations(): void {
+  swept = true;
+  for (const name of readdirSync(os.tmpdir())) {
+    const runner = /^ferry-test-ports-(\d+)$/.exec(name)?.[1];
+    if (runner === undefined || Number(runner) === process.ppid) continue;
+    try {
+      process.kill(Number(runner), 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ESRCH") {
+        rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+      }
+    }
+  }
+}
+
+function reserve(port: number): boolean {
+  if (handedOut.has(port)) return false;
+  try {
+    if (!swept) sweepOldReservations();
+    mkdirSync(reservations, { recursive: true });
+    closeSync(openSync(path.join(reservations, String(port)), "wx"));
+  } catch {
+    return false;
+  }
+  handedOut.add(port);
+  return true;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
+    server.once("error", () => {
+      resolve(false);
+    });
+    server.listen(port, "127.0.0.1", () => {
       server.close(() => {
-        resolve(port);
+        resolve(true);
       });
     });
   });
+}
+
+/** A free port on 127.0.0.1 that no other caller in this test run has been or will be given. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const port = PORT_RANGE.first + Math.floor(Math.random() * PORT_RANGE.count);
+    if (reserve(port) && (await canListen(port))) return port;
+  }
+  throw new Error("freePort: no free port found in 1,000 tries");
 }
 
 /** An S2S stream header as a peer sends it; `version: null` for a pre-1.0 (dialback-only) peer. */
