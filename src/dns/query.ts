@@ -32,12 +32,15 @@ export type Answer<T> =
 
 /**
  * A resolver with `servers` (else the system's). c-ares' own retransmissions are turned off
- * (`tries: 1`): its adaptive, doubling timeouts would not honour `dns.timeout`, so `ask` retries.
+ * (`tries: 1`): `ask` asks again until `dns.timeout` is up, then makes the next of `dns.retries` tries.
+ *
+ * c-ares does not keep to the timeout it is given. From 1.32 on (Node 20.20 has 1.34) it gives up on a
+ * question after 5 × the server's average latency, at least 250 ms and at most 5 s, once it has three
+ * answers from that server; Node looks at c-ares' timeouts once a second. Against a DNS server
+ * nearby, every question ends after about a second, whatever `dns.timeout` says.
  */
 export function createDnsClient(timeoutMs: number, servers?: readonly string[]): DnsClient {
-  // c-ares gives up later than our own deadline (`ask`): its timer would otherwise also fire before
-  // an answer that arrived during a stall is read, and it cannot be told to read first.
-  const resolver = new dns.Resolver({ timeout: Math.max(1, Math.round(2 * timeoutMs)), tries: 1 });
+  const resolver = new dns.Resolver({ timeout: Math.max(1, Math.round(timeoutMs)), tries: 1 });
   if (servers !== undefined && servers.length > 0) resolver.setServers([...servers]);
   return resolver;
 }
@@ -128,7 +131,12 @@ export async function ask<T>(
   for (let i = 0; i < tries; i++) {
     limits.signal?.throwIfAborted();
     try {
-      const value = await withDeadline(run(), limits.timeoutMs * Math.max(1, servers.length), limits.signal);
+      const ms = limits.timeoutMs * Math.max(1, servers.length);
+      const value = await withDeadline(
+        askUntil(run, performance.now() + ms, limits.signal),
+        ms,
+        limits.signal,
+      );
       return { kind: "records", value };
     } catch (err) {
       limits.signal?.throwIfAborted();
@@ -142,6 +150,26 @@ export async function ask<T>(
 }
 
 const TIMEOUT = "ETIMEOUT";
+
+/**
+ * Asks again each time c-ares gives up (see `createDnsClient`) before `until`. A recursive resolver
+ * still working on the name answers the new question when it is done. After a stall of the event
+ * loop, c-ares' timer runs before the answer that came meanwhile is read and drops it, and the new
+ * question gets its answer at once.
+ */
+async function askUntil<T>(
+  run: () => Promise<T>,
+  until: number,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  for (;;) {
+    try {
+      return await run();
+    } catch (err) {
+      if (errorCode(err) !== TIMEOUT || performance.now() >= until || signal?.aborted === true) throw err;
+    }
+  }
+}
 
 function withDeadline<T>(work: Promise<T>, ms: number, signal: AbortSignal | undefined): Promise<T> {
   return new Promise<T>((resolve, reject) => {

@@ -19,6 +19,12 @@ export interface FakeDnsOptions {
   servfail?: string[];
   /** Never answer anything (for timeouts). */
   silent?: boolean;
+  /**
+   * Names that take this many milliseconds to resolve, as in a recursive resolver on a cache miss:
+   * the first question starts the recursion, and every question about the name is answered once it
+   * is done (at once, after that).
+   */
+  recursionMs?: Record<string, number>;
 }
 
 export interface FakeDnsServer {
@@ -39,6 +45,8 @@ export async function startFakeDns(options: FakeDnsOptions = {}): Promise<FakeDn
   for (const [name, recs] of Object.entries(options.records ?? {})) table.set(name.toLowerCase(), recs);
   const servfail = new Set((options.servfail ?? []).map((n) => n.toLowerCase()));
   const queries: string[] = [];
+  const resolvedAt = new Map<string, number>();
+  let closed = false;
   const socket = createSocket("udp4");
 
   socket.on("message", (msg: Buffer, peer: RemoteInfo) => {
@@ -55,7 +63,18 @@ export async function startFakeDns(options: FakeDnsOptions = {}): Promise<FakeDn
       answers = (table.get(key) ?? [])
         .filter((r) => TYPE_CODES[r.type] === q.qtype)
         .map((r) => encodeAnswer(r));
-    socket.send(encodeResponse(msg, q.questionEnd, rcode, answers), peer.port, peer.address);
+    const response = encodeResponse(msg, q.questionEnd, rcode, answers);
+    const send = () => {
+      if (!closed) socket.send(response, peer.port, peer.address);
+    };
+    const recursion = options.recursionMs?.[key];
+    if (recursion === undefined) {
+      send();
+      return;
+    }
+    const ready = resolvedAt.get(key) ?? performance.now() + recursion;
+    resolvedAt.set(key, ready);
+    setTimeout(send, Math.max(0, ready - performance.now()));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -68,7 +87,10 @@ export async function startFakeDns(options: FakeDnsOptions = {}): Promise<FakeDn
   return {
     address: `127.0.0.1:${socket.address().port}`,
     queries,
-    close: () => closeSocket(socket),
+    close: () => {
+      closed = true;
+      return closeSocket(socket);
+    },
   };
 }
 

@@ -535,3 +535,63 @@ describe("ask: an answer that came while the event loop was stalled", () => {
     }
   });
 });
+
+/**
+ * c-ares 1.32+ (Node 20.20 has 1.34) does not keep to the configured timeout once it has three
+ * answers from a server: it waits 5 × that server's average latency, at least 250 ms and at most
+ * 5 s, and Node checks c-ares' timeouts once a second. Against a DNS server on loopback, a question
+ * fails after about a second whatever `dns.timeout` says.
+ */
+describe("ask: dns.timeout holds against c-ares' adaptive timeout", () => {
+  const WARM = ["w1.example", "w2.example", "w3.example"];
+  const warmRecords = Object.fromEntries(WARM.map((n) => [n, [A("192.0.2.9")]]));
+
+  async function warm(client: DnsClient): Promise<void> {
+    for (const name of WARM) assert.deepEqual(await client.resolve4(name), ["192.0.2.9"]);
+  }
+
+  it("waits dns.timeout for a recursive resolver, quick on average, that needs 1.8 s for one name", async () => {
+    const dns = await startFakeDns({
+      records: { ...warmRecords, "slow.example": [A("192.0.2.78")] },
+      recursionMs: { "slow.example": 1800 },
+    });
+    try {
+      const client = createDnsClient(4000, [dns.address]);
+      await warm(client);
+      const started = performance.now();
+      const answer = await ask(client, { timeoutMs: 4000, retries: 1 }, () =>
+        client.resolve4("slow.example"),
+      );
+      assert.deepEqual(answer, { kind: "records", value: ["192.0.2.78"] });
+      assert.ok(performance.now() - started >= 1700, "answered once the recursion was done");
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it("takes an answer that came during a stall longer than c-ares' own timeout", async () => {
+    const server = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { startFakeDns } from ${JSON.stringify(new URL("./fakeDnsServer.js", import.meta.url).href)};
+         const dns = await startFakeDns({ records: ${JSON.stringify({ ...warmRecords, "stall2.example": [A("192.0.2.79")] })} });
+         process.stdout.write(dns.address + "\\n");`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    try {
+      const [line] = (await once(server.stdout, "data")) as [Buffer];
+      const client = createDnsClient(4000, [line.toString().trim()]);
+      await warm(client);
+      const answer = ask(client, { timeoutMs: 4000, retries: 1 }, () => client.resolve4("stall2.example"));
+      // 2.2 s blocked: inside dns.timeout (4 s), past c-ares' own (at most 2 s here).
+      const until = performance.now() + 2200;
+      while (performance.now() < until);
+      assert.deepEqual(await answer, { kind: "records", value: ["192.0.2.79"] });
+    } finally {
+      server.kill();
+    }
+  });
+});
