@@ -506,32 +506,44 @@ describe("BoundedDnsClient (the shared resolver's limit on questions in flight)"
   });
 });
 
+/** A fake DNS server in another process, so that it answers while this one is blocked. */
+async function dnsInChild(
+  records: Record<string, FakeRecord[]>,
+): Promise<{ address: string; kill: () => void }> {
+  const server = spawn(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `import { startFakeDns } from ${JSON.stringify(new URL("./fakeDnsServer.js", import.meta.url).href)};
+       const dns = await startFakeDns({ records: ${JSON.stringify(records)} });
+       process.stdout.write(dns.address + "\\n");`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const [line] = (await once(server.stdout, "data")) as [Buffer];
+  return { address: line.toString().trim(), kill: () => server.kill() };
+}
+
+/** Keeps the event loop busy for `ms`. */
+function stall(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 describe("ask: an answer that came while the event loop was stalled", () => {
   it("is taken, not reported as a timeout (the deadline lets waiting I/O settle first)", async () => {
-    // The DNS server runs in another process, so that it answers while this one is blocked.
-    const server = spawn(
-      process.execPath,
-      [
-        "--input-type=module",
-        "-e",
-        `import { startFakeDns } from ${JSON.stringify(new URL("./fakeDnsServer.js", import.meta.url).href)};
-         const dns = await startFakeDns({ records: { "stall.example": [{ type: "A", address: "192.0.2.77" }] } });
-         process.stdout.write(dns.address + "\\n");`,
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
+    const dns = await dnsInChild({ "stall.example": [A("192.0.2.77")] });
     try {
-      const [line] = (await once(server.stdout, "data")) as [Buffer];
-      const address = line.toString().trim();
-      const client = createDnsClient(100, [address]);
+      // c-ares is given 1 s, our deadline 100 ms.
+      const client = createDnsClient(1000, [dns.address]);
       const answer = ask(client, { timeoutMs: 100, retries: 1 }, () => client.resolve4("stall.example"));
-      // Blocked past our 100 ms deadline (c-ares itself waits twice that): the answer is already
-      // in the socket when the loop runs again, and the deadline's timer runs before it is read.
-      const until = performance.now() + 150;
-      while (performance.now() < until);
+      // Blocked past the deadline: the answer is already in the socket when the loop runs again,
+      // and the deadline's timer runs before it is read.
+      stall(150);
       assert.deepEqual(await answer, { kind: "records", value: ["192.0.2.77"] });
     } finally {
-      server.kill();
+      dns.kill();
     }
   });
 });
@@ -570,28 +582,16 @@ describe("ask: dns.timeout holds against c-ares' adaptive timeout", () => {
   });
 
   it("takes an answer that came during a stall longer than c-ares' own timeout", async () => {
-    const server = spawn(
-      process.execPath,
-      [
-        "--input-type=module",
-        "-e",
-        `import { startFakeDns } from ${JSON.stringify(new URL("./fakeDnsServer.js", import.meta.url).href)};
-         const dns = await startFakeDns({ records: ${JSON.stringify({ ...warmRecords, "stall2.example": [A("192.0.2.79")] })} });
-         process.stdout.write(dns.address + "\\n");`,
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
+    const dns = await dnsInChild({ ...warmRecords, "stall2.example": [A("192.0.2.79")] });
     try {
-      const [line] = (await once(server.stdout, "data")) as [Buffer];
-      const client = createDnsClient(4000, [line.toString().trim()]);
+      const client = createDnsClient(4000, [dns.address]);
       await warm(client);
       const answer = ask(client, { timeoutMs: 4000, retries: 1 }, () => client.resolve4("stall2.example"));
       // 2.2 s blocked: inside dns.timeout (4 s), past c-ares' own (at most 2 s here).
-      const until = performance.now() + 2200;
-      while (performance.now() < until);
+      stall(2200);
       assert.deepEqual(await answer, { kind: "records", value: ["192.0.2.79"] });
     } finally {
-      server.kill();
+      dns.kill();
     }
   });
 });
