@@ -7,10 +7,12 @@
  * handled (routed) and answer `<r/>`, and also acknowledge after each burst we read, so that a
  * sender rarely holds a stanza we already delivered.
  *
- * Acks are per batch (one `<r/>` outstanding at a time), never a statechart event per stanza. A
- * sender asks at once when ACK_BATCH stanzas wait, else ACK_DELAY_MS after the first: a stanza at a
- * time (2,000/s) then costs no `<r/>` and `<a/>` pair of its own (issue 9), and a Ferry receiver's
- * unasked acks keep what it holds small meanwhile.
+ * Acks are per batch, never a statechart event per stanza. A sender asks after every ACK_BATCH
+ * stanzas written, without waiting for the answer to its previous `<r/>` (answers overlap, each
+ * acknowledging what the peer handled by then), else ACK_DELAY_MS after the first: a stanza at a
+ * time (2,000/s) then costs no `<r/>` and `<a/>` pair of its own (issue 9). A peer that acks only
+ * when asked (Prosody) is then never more than about a batch behind, which bounds the stanzas that
+ * end up both delivered and bounced when it dies; a Ferry receiver also acks unasked.
  */
 import { el, type Element } from "../xml/element.js";
 import { NS } from "../xmpp/namespaces.js";
@@ -24,7 +26,7 @@ const MOD = 2 ** 32;
  */
 export const SM_WINDOW = 1000;
 
-/** Unacknowledged stanzas that make us ask for an ack at once. */
+/** Stanzas written since our last `<r/>` that make us ask again at once. */
 const ACK_BATCH = 100;
 /** Otherwise we ask this long after the first unacknowledged stanza. */
 const ACK_DELAY_MS = 10;
@@ -45,7 +47,8 @@ export class SmOutbound {
   state: "pending" | "on" | "off" = "pending";
   private unacked: Written[] = [];
   private acked = 0;
-  private requested = false;
+  /** Stanzas written since our last `<r/>`. */
+  private sinceRequest = 0;
   /** Called when an ack frees room in the window (the queue writes what waited). */
   onRoom: (() => void) | undefined;
 
@@ -67,23 +70,25 @@ export class SmOutbound {
 
   /** A stanza was written after `<enable/>`: the peer counts it. */
   track(item: Written): void {
-    if (this.state !== "off") this.unacked.push(item);
+    if (this.state === "off") return;
+    this.unacked.push(item);
+    this.sinceRequest++;
   }
 
-  /** Asks for an ack now, unless one is already outstanding. */
+  /** Asks for an ack now, if anything was written since we last asked. */
   requestAck(): void {
     this.cancelTimer();
-    if (this.state === "off" || this.requested || this.unacked.length === 0) return;
-    this.requested = true;
+    if (this.state === "off" || this.sinceRequest === 0 || this.unacked.length === 0) return;
+    this.sinceRequest = 0;
     this.writer.send(el("r", { xmlns: NS.SM }));
   }
 
   private timer: NodeJS.Timeout | undefined;
 
-  /** After writes: asks at once when ACK_BATCH wait unacknowledged, else within ACK_DELAY_MS. */
+  /** After writes: asks at once when ACK_BATCH were written since the last `<r/>`, else within ACK_DELAY_MS. */
   scheduleAck(): void {
-    if (this.state === "off" || this.requested || this.unacked.length === 0) return;
-    if (this.unacked.length >= ACK_BATCH) this.requestAck();
+    if (this.state === "off" || this.sinceRequest === 0) return;
+    if (this.sinceRequest >= ACK_BATCH) this.requestAck();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -145,9 +150,7 @@ export class SmOutbound {
     if (count === this.unacked.length) this.unacked = [];
     else this.unacked.splice(0, count);
     this.acked = value;
-    this.requested = false;
     if (wasFull && this.unacked.length < this.window) this.onRoom?.();
-    this.scheduleAck();
     return true;
   }
 }
