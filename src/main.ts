@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadConfigFile } from "./config/load.js";
 import { createLogger, type LogFormat } from "./log.js";
+import { startIdleCollector } from "./memory/idleCollector.js";
 import { startServer } from "./server.js";
 
 export async function runServer(configFile: string, logFormat: LogFormat): Promise<number> {
@@ -31,6 +32,7 @@ export async function runServer(configFile: string, logFormat: LogFormat): Promi
     return 1;
   }
   log.notice(`Ferry serving ${config.general.hosts.join(", ")} (config ${configFile})`);
+  const stopCollector = startIdleCollector(log);
 
   const running = server;
   return new Promise<number>((resolve) => {
@@ -41,6 +43,7 @@ export async function runServer(configFile: string, logFormat: LogFormat): Promi
         process.exit(1);
       }
       signalled = true;
+      stopCollector();
       log.notice(`${signal} received`);
       void running.stop().then(() => {
         log.notice("stopped");
