@@ -104,6 +104,8 @@ export interface ConfigSummary {
   p99Ms: Summary;
   senderRssMB: Summary;
   receiverRssMB: Summary;
+  senderSettledRssMB: Summary;
+  receiverSettledRssMB: Summary;
   senderPeakRssMB: Summary;
   receiverPeakRssMB: Summary;
   senderCpuMsPer1k: Summary;
@@ -137,6 +139,8 @@ function summarizeConfig(config: string, runs: RunResult[]): ConfigSummary {
     p99Ms: pick((r) => clean(r.latency)?.p99),
     senderRssMB: pick((r) => (r.sender ? r.sender.rssBytes / MB : undefined)),
     receiverRssMB: pick((r) => (r.receiver ? r.receiver.rssBytes / MB : undefined)),
+    senderSettledRssMB: pick((r) => (r.sender ? r.sender.settledRssBytes / MB : undefined)),
+    receiverSettledRssMB: pick((r) => (r.receiver ? r.receiver.settledRssBytes / MB : undefined)),
     senderPeakRssMB: pick((r) => (r.sender ? r.sender.peakRssBytes / MB : undefined)),
     receiverPeakRssMB: pick((r) => (r.receiver ? r.receiver.peakRssBytes / MB : undefined)),
     senderCpuMsPer1k: pick((r) => (clean(r.window) ? r.sender?.cpuMsPer1k : undefined)),
@@ -157,6 +161,7 @@ function resultHeader(window: number): string[] {
     "p99 ms",
     "RSS A MB",
     "RSS B MB",
+    "RSS A/B 2 s later",
     "CPU A ms/1k",
     "CPU B ms/1k",
     "failed runs (lost)",
@@ -174,6 +179,7 @@ function resultRows(summaries: ConfigSummary[]): string[][] {
     range(s.p99Ms, 2),
     range(s.senderRssMB),
     range(s.receiverRssMB),
+    `${num(s.senderSettledRssMB.median)}/${num(s.receiverSettledRssMB.median)}`,
     range(s.senderCpuMsPer1k, 1),
     range(s.receiverCpuMsPer1k, 1),
     `${s.failed}/${s.runs}${s.burstLost > 0 ? ` (${num(s.burstLost)})` : ""}`,
@@ -305,7 +311,8 @@ async function main(): Promise<number> {
           `burst ${throughputText(r.burst)}, window ${throughputText(r.window)}, ` +
           `set-up ${num(r.setup?.setupMs ?? Number.NaN, 1)}/${num(r.warmSetup?.setupMs ?? Number.NaN, 1)} ms (cold/warm), ` +
           `p50/p99 ${num(r.latency?.p50 ?? Number.NaN, 2)}/${num(r.latency?.p99 ?? Number.NaN, 2)} ms, ` +
-          `RSS ${num((r.sender?.rssBytes ?? Number.NaN) / MB)}/${num((r.receiver?.rssBytes ?? Number.NaN) / MB)} MB, ` +
+          `RSS ${num((r.sender?.rssBytes ?? Number.NaN) / MB)}/${num((r.receiver?.rssBytes ?? Number.NaN) / MB)} MB ` +
+          `(2 s later ${num((r.sender?.settledRssBytes ?? Number.NaN) / MB)}/${num((r.receiver?.settledRssBytes ?? Number.NaN) / MB)}), ` +
           `CPU ${num(r.sender?.cpuMsPer1k ?? Number.NaN, 1)}/${num(r.receiver?.cpuMsPer1k ?? Number.NaN, 1)} ms/1k, ` +
           `others ${num(r.othersCpuPercent ?? Number.NaN)} % CPU` +
           (r.ok ? "" : ` — FAILED: ${r.failure ?? "?"}`);

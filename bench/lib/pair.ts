@@ -52,6 +52,8 @@ export interface ServerFigures {
   process: string;
   /** VmRSS after the last phase. */
   rssBytes: number;
+  /** VmRSS 2 s later, idle (Ferry gives back what a burst grew, src/memory/idleCollector.ts). */
+  settledRssBytes: number;
   /** VmHWM: the peak over the whole run. */
   peakRssBytes: number;
   /** CPU time (user + system) per 1,000 messages in the closed-loop throughput phase. */
@@ -59,6 +61,9 @@ export interface ServerFigures {
   /** The same in the burst phase (all messages written, delivered or not). */
   burstCpuMsPer1k: number;
 }
+
+/** How long after the last phase the settled RSS is read. */
+const SETTLE_MS = 2000;
 
 /** CLOCK_MONOTONIC in µs: the clock of V8's .cpuprofile timestamps. */
 export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -242,6 +247,7 @@ export async function runPair(
         pid: s.pid,
         process: processName(s.pid),
         rssBytes: mem.rss,
+        settledRssBytes: Number.NaN,
         peakRssBytes: mem.peakRss,
         cpuMsPer1k: (windowCpu[i] ?? Number.NaN) / per1k,
         burstCpuMsPer1k: (burstCpu[i] ?? Number.NaN) / per1k,
@@ -249,6 +255,9 @@ export async function runPair(
     };
     result.sender = figures(a, 0);
     result.receiver = figures(b, 1);
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    result.sender.settledRssBytes = readMemory(a.pid).rss;
+    result.receiver.settledRssBytes = readMemory(b.pid).rss;
     const losses = (
       [
         ["closed-loop throughput", result.window],
