@@ -161,7 +161,7 @@ function resultHeader(window: number): string[] {
     "p99 ms",
     "RSS A MB",
     "RSS B MB",
-    "RSS A/B 2 s later",
+    "RSS A/B 3 s later",
     "CPU A ms/1k",
     "CPU B ms/1k",
     "failed runs (lost)",
@@ -312,7 +312,7 @@ async function main(): Promise<number> {
           `set-up ${num(r.setup?.setupMs ?? Number.NaN, 1)}/${num(r.warmSetup?.setupMs ?? Number.NaN, 1)} ms (cold/warm), ` +
           `p50/p99 ${num(r.latency?.p50 ?? Number.NaN, 2)}/${num(r.latency?.p99 ?? Number.NaN, 2)} ms, ` +
           `RSS ${num((r.sender?.rssBytes ?? Number.NaN) / MB)}/${num((r.receiver?.rssBytes ?? Number.NaN) / MB)} MB ` +
-          `(2 s later ${num((r.sender?.settledRssBytes ?? Number.NaN) / MB)}/${num((r.receiver?.settledRssBytes ?? Number.NaN) / MB)}), ` +
+          `(3 s later ${num((r.sender?.settledRssBytes ?? Number.NaN) / MB)}/${num((r.receiver?.settledRssBytes ?? Number.NaN) / MB)}), ` +
           `CPU ${num(r.sender?.cpuMsPer1k ?? Number.NaN, 1)}/${num(r.receiver?.cpuMsPer1k ?? Number.NaN, 1)} ms/1k, ` +
           `others ${num(r.othersCpuPercent ?? Number.NaN)} % CPU` +
           (r.ok ? "" : ` — FAILED: ${r.failure ?? "?"}`);

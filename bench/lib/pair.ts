@@ -52,7 +52,7 @@ export interface ServerFigures {
   process: string;
   /** VmRSS after the last phase. */
   rssBytes: number;
-  /** VmRSS 2 s later, idle (Ferry gives back what a burst grew, src/memory/idleCollector.ts). */
+  /** VmRSS 3 s later, idle (Ferry gives back what a burst grew, src/memory/idleCollector.ts). */
   settledRssBytes: number;
   /** VmHWM: the peak over the whole run. */
   peakRssBytes: number;
@@ -63,7 +63,7 @@ export interface ServerFigures {
 }
 
 /** How long after the last phase the settled RSS is read. */
-const SETTLE_MS = 2000;
+const SETTLE_MS = 3000;
 
 /** CLOCK_MONOTONIC in µs: the clock of V8's .cpuprofile timestamps. */
 export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);

@@ -29,31 +29,37 @@ function fakeProbe(): IdleCollectorProbe & { heap: number; live: number; busy: n
 }
 
 describe("IdleCollector", () => {
-  it("collects once at start, then only after growth and a whole idle interval", () => {
+  it("collects only after growth and two quiet intervals in a row", () => {
     const probe = fakeProbe();
-    const collector = new IdleCollector(probe, { growthBytes: 2 * MiB, idleBelow: 0.05 });
-    assert.equal(probe.collections, 1, "start-up garbage");
-    assert.equal(probe.heap, 18 * MiB);
+    const collector = new IdleCollector(probe, { growthBytes: 2 * MiB, idleBelow: 0.01, quietIntervals: 2 });
+    assert.equal(probe.collections, 0);
 
-    probe.heap = 19 * MiB;
+    probe.heap = 21 * MiB;
+    assert.equal(collector.tick(), undefined);
     assert.equal(collector.tick(), undefined, "1 MiB of growth is not worth a collection");
 
     probe.heap = 27 * MiB;
     probe.busy = 0.9;
     assert.equal(collector.tick(), undefined, "never while the loop is busy");
-    probe.busy = 0.3;
-    assert.equal(collector.tick(), undefined, "nor while it is winding down");
+    probe.busy = 0.03;
+    assert.equal(collector.tick(), undefined, "nor while it relays a trickle of stanzas");
+    probe.busy = 0.002;
+    assert.equal(collector.tick(), undefined, "one quiet interval is not enough");
+    probe.busy = 0.03;
+    assert.equal(collector.tick(), undefined, "traffic again: start over");
+    probe.busy = 0.002;
+    assert.equal(collector.tick(), undefined);
+    assert.equal(probe.collections, 0);
 
-    probe.busy = 0.01;
     probe.live = 19 * MiB;
     assert.deepEqual(collector.tick(), { before: 27 * MiB, after: 19 * MiB });
-    assert.equal(probe.collections, 2);
+    assert.equal(probe.collections, 1);
     assert.equal(collector.tick(), undefined, "nothing grew since");
   });
 
   it("measures growth from where V8 shrank the heap by itself", () => {
     const probe = fakeProbe();
-    const collector = new IdleCollector(probe, { growthBytes: 2 * MiB, idleBelow: 0.05 });
+    const collector = new IdleCollector(probe, { growthBytes: 2 * MiB, idleBelow: 0.01, quietIntervals: 1 });
     probe.heap = 16 * MiB;
     assert.equal(collector.tick(), undefined);
     probe.heap = 19 * MiB;
