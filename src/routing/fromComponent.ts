@@ -42,7 +42,12 @@ export function componentIngress(
     }
     const to = Jid.tryParse(stanza.attrs.to ?? "");
     if (to === undefined) {
-      refuse(stanza, "jid-malformed", "a component's stanzas need a valid 'to'");
+      // The error comes from the server, not from an address that does not exist.
+      const given = stanza.attrs.to;
+      stanza.deleteAttr("to");
+      const shown =
+        given === undefined ? "none" : `'${given.length > 64 ? `${given.slice(0, 64)}…` : given}'`;
+      refuse(stanza, "jid-malformed", `a component's stanzas need a valid 'to' (got ${shown})`);
       return;
     }
     const previous = enterSource(source);

@@ -33,11 +33,29 @@ export function hostedDomains(options: HostedDomainOptions): HostedDomains {
 
   function answerIq(iq: Element, from: Jid, to: Jid): void {
     const type = iq.attrs.type;
-    if (type !== "get" && type !== "set") {
+    if (type === "result" || type === "error") {
       bounce(iq, "service-unavailable", "unexpected reply"); // counted: results are never bounced
       return;
     }
-    const payload = iq.children.find((child): child is Element => typeof child !== "string");
+    // RFC 6120 §8.2.3: an IQ has a type of the four, an id, and a get or set exactly one child.
+    if (type !== "get" && type !== "set") {
+      bounce(iq, "bad-request", `an iq's type is get, set, result or error, not '${type ?? ""}'`);
+      return;
+    }
+    const elements = iq.children.filter((child): child is Element => typeof child !== "string");
+    if (iq.attrs.id === undefined || iq.attrs.id === "") {
+      bounce(iq, "bad-request", "an iq needs an id");
+      return;
+    }
+    if (elements.length !== 1) {
+      bounce(
+        iq,
+        "bad-request",
+        `an iq of type ${type} has exactly one child element, not ${elements.length}`,
+      );
+      return;
+    }
+    const payload = elements[0];
     const result = (...children: Element[]): Element =>
       el(
         "iq",

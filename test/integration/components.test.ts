@@ -219,6 +219,40 @@ friends = ["svc.a.example"]
       c.destroy();
     });
 
+    it("answers an iq that breaks RFC 6120 §8.2.3 (no id, two payloads, none, an unknown type) with bad-request", async () => {
+      const c = await connectComponent(main, "sloppy.example", "secret");
+      const ping = "<ping xmlns='urn:xmpp:ping'/>";
+      c.send(`<iq type='get' from='s@sloppy.example' to='a.example'>${ping}</iq>`);
+      c.send(`<iq type='get' id='two' from='s@sloppy.example' to='a.example'>${ping}${ping}</iq>`);
+      c.send(`<iq type='set' id='none' from='s@sloppy.example' to='a.example'/>`);
+      c.send(`<iq type='bogus' id='bogus' from='s@sloppy.example' to='a.example'>${ping}</iq>`);
+      c.send(`<iq type='get' id='fine' from='s@sloppy.example' to='a.example'>${ping}</iq>`);
+      await c.waitFor(/id=['"]fine['"]/);
+      const replies = c.received.split(/(?=<iq )/).filter((part) => part.startsWith("<iq "));
+      const badRequest =
+        /<error type=['"]modify['"]><bad-request xmlns=['"]urn:ietf:params:xml:ns:xmpp-stanzas['"]\/>/;
+      assert.equal(replies.length, 5, c.received);
+      const [noId, two, none, bogus, fine] = replies;
+      assert.doesNotMatch(noId ?? "", /id=/, "no id to echo");
+      assert.match(noId ?? "", /needs an id/);
+      assert.match(two ?? "", /exactly one child element, not 2/);
+      assert.match(none ?? "", /exactly one child element, not 0/);
+      assert.match(bogus ?? "", /not 'bogus'/);
+      for (const reply of [noId, two, none, bogus]) assert.match(reply ?? "", badRequest);
+      assert.match(fine ?? "", /<iq type=['"]result['"] id=['"]fine['"]/);
+      c.destroy();
+    });
+
+    it("answers a malformed 'to' with jid-malformed from the server, naming what it got", async () => {
+      const c = await connectComponent(main, "typo.example", "secret");
+      c.send(message("s@typo.example", "a@b@c", "hello?", "m1"));
+      const got = await c.waitFor(/id=['"]m1['"][\s\S]*<\/message>/);
+      assert.match(got, STANZA_ERROR("jid-malformed"));
+      assert.match(got, /got 'a@b@c'/);
+      assert.doesNotMatch(got, /from=['"]a@b@c['"]/, "an address that cannot exist sends nothing");
+      c.destroy();
+    });
+
     it("bounces a message to an account that does not exist, and to an unreachable remote domain", async () => {
       const c = await connectComponent(main, "sender.example", "secret");
       c.send(message("s@sender.example", "nobody@a.example", "hello?", "u1"));
