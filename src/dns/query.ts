@@ -163,10 +163,15 @@ async function askUntil<T>(
   signal: AbortSignal | undefined,
 ): Promise<T> {
   for (;;) {
+    const asked = performance.now();
     try {
       return await run();
     } catch (err) {
-      if (errorCode(err) !== TIMEOUT || performance.now() >= until || signal?.aborted === true) throw err;
+      const now = performance.now();
+      // c-ares waits at least 250 ms; a quicker "timeout" is not that one, and asking again at once
+      // would only spin.
+      const early = now - asked < 200;
+      if (errorCode(err) !== TIMEOUT || early || now >= until || signal?.aborted === true) throw err;
     }
   }
 }

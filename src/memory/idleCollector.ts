@@ -1,7 +1,7 @@
 /**
  * Gives memory back once a burst is over. Under load V8 grows the heap and, once traffic stops,
  * keeps it: it collects again only when something allocates again. After a 100,000-message burst
- * that is 5–10 MB of RSS held for nothing (issue 9: 80 → 72 MB two seconds after the burst). So
+ * that is 5–10 MB of RSS held for nothing (issue 9: 80 → 73 MB three seconds after the burst). So
  * when the committed heap has grown by `growthBytes` since the last full collection and the event
  * loop has been idle for a second, one full collection is run.
  *
