@@ -26,6 +26,7 @@ import { streamError, type StreamErrorCondition } from "../xmpp/streamErrors.js"
 import { stanzaKind } from "../xmpp/stanzaErrors.js";
 import type { Shaper } from "./shaper.js";
 import type { SmInbound, SmOutbound } from "../s2s/streamManagement.js";
+import type { Flushable } from "../routing/backpressure.js";
 import { NS } from "../xmpp/namespaces.js";
 
 export interface TransportOptions {
@@ -323,6 +324,25 @@ export class XmppTransport {
 
   onDrain(listener: () => void): void {
     this.socket.on("drain", listener);
+  }
+
+  /**
+   * Calls `done` once everything written so far has reached the kernel: an empty write queued
+   * behind it completes only then (Node calls its callback in order, with an error if the socket
+   * is destroyed first, when the data is lost whatever we do).
+   */
+  afterFlush(done: () => void): void {
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded || socket.writableLength === 0) done();
+    else
+      socket.write("", () => {
+        done();
+      });
+  }
+
+  /** A stanza read here was handed to `sink`: our XEP-0198 ack for it waits for the sink's flush. */
+  handedTo(sink: Flushable): void {
+    this.smInbound?.dependOn(sink);
   }
 
   /** A protocol violation found on the stanza path: the machine ends the stream with this error. */

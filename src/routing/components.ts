@@ -2,7 +2,8 @@
  * Connected XEP-0114 components as the stanza path sees them: a table from domain to the live
  * link, and per link the delivery queue that `max_fsm_queue` bounds. Stanzas are written straight
  * to the component's socket while it keeps up; when its buffer is full they wait here, and beyond
- * `max_fsm_queue` they are bounced with `resource-constraint`. Nothing queued is ever dropped: when
+ * `max_fsm_queue` they are bounced with `resource-constraint`; above HIGH_WATER the streams feeding
+ * the queue stop being read until it drains. Nothing queued is ever dropped: when
  * the link goes away its queue goes to the session that replaced it, or back to the senders.
  */
 import type { Element } from "../xml/element.js";
@@ -11,6 +12,15 @@ import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
 import type { Jid } from "../xmpp/jid.js";
 import type { AccessCheck } from "./access.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
+import {
+  HIGH_WATER,
+  LOW_WATER,
+  handedTo,
+  holdCurrentSource,
+  releaseHolds,
+  type Flushable,
+  type Holds,
+} from "./backpressure.js";
 
 export type Bounce = (stanza: Element, condition: StanzaErrorCondition, text: string) => void;
 
@@ -28,7 +38,7 @@ export interface ComponentLinkOptions {
   counters: StanzaCounters;
 }
 
-export class ComponentLink {
+export class ComponentLink implements Flushable {
   readonly key: string;
   readonly domain: string;
   readonly domains: readonly string[];
@@ -38,6 +48,11 @@ export class ComponentLink {
   stanzasIn = 0;
   stanzasOut = 0;
   private queue: Element[] = [];
+  /** Stanzas taken off the queue so far, and who waits for a queue position to be flushed. */
+  private dequeued = 0;
+  private flushWaiters: { at: number; done: () => void }[] = [];
+  /** The streams held while the component does not keep up (see HIGH_WATER). */
+  private held: Holds;
   private open = true;
   private readonly options: ComponentLinkOptions;
 
@@ -76,6 +91,7 @@ export class ComponentLink {
     }
     if (this.queue.length === 0 && !this.transport.congested) {
       this.write(stanza);
+      handedTo(this);
       return;
     }
     if (this.queue.length >= this.options.maxQueue) {
@@ -83,6 +99,15 @@ export class ComponentLink {
       return;
     }
     this.queue.push(stanza);
+    // Without max_fsm_queue the queue would grow as fast as the senders send: slow them down instead.
+    if (this.queue.length >= HIGH_WATER) this.held = holdCurrentSource(this.held);
+    handedTo(this);
+  }
+
+  /** Calls `done` once every stanza accepted so far has been written and has left the process. */
+  afterFlush(done: () => void): void {
+    if (this.queue.length === 0) this.transport.afterFlush(done);
+    else this.flushWaiters.push({ at: this.dequeued + this.queue.length, done });
   }
 
   /** Sends an error reply straight back to the component (not through routing: `from` may be bogus). */
@@ -98,9 +123,13 @@ export class ComponentLink {
    */
   takeOver(old: ComponentLink): void {
     const inherited = old.queue;
+    const waiters = old.flushWaiters;
     old.queue = [];
+    old.flushWaiters = [];
+    old.held = releaseHolds(old.held);
     old.open = false;
     this.queue.push(...inherited);
+    for (const waiter of waiters) this.afterFlush(waiter.done);
     queueMicrotask(() => {
       this.flush();
     });
@@ -110,14 +139,25 @@ export class ComponentLink {
   close(reason: string): void {
     this.open = false;
     const left = this.queue;
+    const waiters = this.flushWaiters;
     this.queue = [];
+    this.flushWaiters = [];
+    this.held = releaseHolds(this.held);
     for (const stanza of left) this.options.bounce(stanza, "service-unavailable", reason);
+    for (const waiter of waiters) waiter.done();
   }
 
   private flush(): void {
     while (this.queue.length > 0 && !this.transport.congested) {
       const stanza = this.queue.shift();
+      this.dequeued++;
       if (stanza !== undefined) this.write(stanza);
+    }
+    if (this.held !== undefined && this.queue.length <= LOW_WATER) this.held = releaseHolds(this.held);
+    const waiters = this.flushWaiters;
+    while (waiters.length > 0 && (waiters[0]?.at ?? Infinity) <= this.dequeued) {
+      const waiter = waiters.shift();
+      if (waiter !== undefined) this.transport.afterFlush(waiter.done);
     }
   }
 

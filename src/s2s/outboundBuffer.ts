@@ -10,7 +10,13 @@ import { serialize } from "../xml/serialize.js";
 import type { XmppTransport } from "../net/transport.js";
 import type { StanzaErrorCondition } from "../xmpp/stanzaErrors.js";
 import type { StanzaCounters } from "../metrics/stanzaCounters.js";
-import { currentSource, type Pausable } from "../routing/backpressure.js";
+import {
+  HIGH_WATER,
+  LOW_WATER,
+  holdCurrentSource,
+  releaseHolds,
+  type Holds,
+} from "../routing/backpressure.js";
 import type { Written } from "./streamManagement.js";
 
 export interface BufferLimits {
@@ -20,14 +26,6 @@ export interface BufferLimits {
 
 /** Generous enough for a burst while a link comes up, small enough that one dead peer cannot eat memory. */
 export const DEFAULT_BUFFER_LIMITS: BufferLimits = { maxStanzas: 10_000, maxBytes: 16 * 1024 * 1024 };
-
-/**
- * With a live but congested link, the stream feeding the queue stops being read above HIGH_WATER
- * and is read again below LOW_WATER (TCP slows the sender); the limits above then only apply to a
- * queue waiting for a link.
- */
-const HIGH_WATER = 1000;
-const LOW_WATER = 250;
 
 export class OutboundBuffer {
   /** Waiting stanzas, serialized once: to measure them against maxBytes and to write them. */
@@ -79,7 +77,7 @@ export class OutboundBuffer {
     }
     this.items.push({ xml, bytes, kind: stanza.local });
     this.bytes += bytes;
-    if (writer !== undefined && this.items.length >= HIGH_WATER) this.holdSource();
+    if (writer !== undefined && this.items.length >= HIGH_WATER) this.held = holdCurrentSource(this.held);
     if (this.items.length === 1 && !writer) this.wake();
     if (writer) this.flush();
   }
@@ -97,7 +95,7 @@ export class OutboundBuffer {
    * the queue: sent again on the next connection, or bounced if the queue gives up. Returns how many.
    */
   detach(): number {
-    this.releaseSources(); // without a link, the limits apply instead
+    this.held = releaseHolds(this.held); // without a link, the limits apply instead
     const writer = this.writer;
     writer?.socket.off("drain", this.flushOnDrain);
     this.writer = undefined;
@@ -120,29 +118,15 @@ export class OutboundBuffer {
 
   /** The link failed (or the server stops): every waiting stanza goes back to its sender. */
   bounceAll(condition: StanzaErrorCondition, text: string): void {
-    this.releaseSources();
+    this.held = releaseHolds(this.held);
     const items = this.items;
     this.items = [];
     this.bytes = 0;
     for (const { xml } of items) this.bounce(parseStanza(xml), condition, text);
   }
 
-  /** Made on first use: most queues never hold a source, and an empty Map is 184 bytes per link. */
-  private held: Map<Pausable, () => void> | undefined;
-
-  private holdSource(): void {
-    const source = currentSource();
-    if (source === undefined) return;
-    this.held ??= new Map();
-    if (!this.held.has(source)) this.held.set(source, source.hold());
-  }
-
-  private releaseSources(): void {
-    const held = this.held;
-    if (held === undefined) return;
-    this.held = undefined;
-    for (const release of held.values()) release();
-  }
+  /** The streams held while the link is congested (see HIGH_WATER). */
+  private held: Holds;
 
   private flush(): void {
     const writer = this.writer;
@@ -157,7 +141,7 @@ export class OutboundBuffer {
     // Drained: a fresh array, as a shifted-from one keeps the room it grew to (issue 9).
     if (waited && this.items.length === 0) this.items = [];
     writer.smOutbound?.scheduleAck();
-    if (this.held !== undefined && this.items.length <= LOW_WATER) this.releaseSources();
+    if (this.held !== undefined && this.items.length <= LOW_WATER) this.held = releaseHolds(this.held);
   }
 
   private write(writer: XmppTransport, xml: string, kind: string, bytes?: number): void {

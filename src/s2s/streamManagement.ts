@@ -5,7 +5,9 @@
  * covers it; when the stream ends, those still unacknowledged go back to the queue, to be sent on
  * the next stream or bounced (never both, never neither). Incoming: we count the stanzas we
  * handled (routed) and answer `<r/>`, and also acknowledge after each burst we read, so that a
- * sender rarely holds a stanza we already delivered.
+ * sender rarely holds a stanza we already delivered. An ack covers a stanza handed to a component
+ * only once it is in the kernel's socket buffer: a crash of this process (SIGKILL) then cannot
+ * lose a stanza its sender already let go of.
  *
  * Acks are per batch, never a statechart event per stanza. A sender asks after every ACK_BATCH
  * stanzas written, without waiting for the answer to its previous `<r/>` (answers overlap, each
@@ -16,6 +18,7 @@
  */
 import { el, type Element } from "../xml/element.js";
 import { NS } from "../xmpp/namespaces.js";
+import type { Flushable } from "../routing/backpressure.js";
 
 /** h is a 32-bit counter that wraps (XEP-0198 §4). */
 const MOD = 2 ** 32;
@@ -155,10 +158,21 @@ export class SmOutbound {
   }
 }
 
+/** Stanzas handled up to `count`, acknowledged once `waiting` sinks have flushed them. */
+interface AckBatch {
+  count: number;
+  waiting: number;
+}
+
 export class SmInbound {
   private handledCount = 0;
   private lastAcked = 0;
   private scheduled = false;
+  /** Sinks handed a stanza since the last batch was closed (usually one: the component). */
+  private sinks: Flushable[] = [];
+  /** Closed batches still waiting for a flush, oldest first; acks follow their order. */
+  private batches: AckBatch[] = [];
+  private acksSent = 0;
 
   constructor(private readonly writer: Writer) {
     writer.send(el("enabled", { xmlns: NS.SM }));
@@ -172,13 +186,22 @@ export class SmInbound {
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
-      if (this.handledCount !== this.lastAcked) this.sendAck();
+      this.closeBatch();
     });
+  }
+
+  /** The stanza being handled went to `sink`: the ack covering it waits until the sink flushed it. */
+  dependOn(sink: Flushable): void {
+    const sinks = this.sinks;
+    if (sinks.length === 0 || (sinks[sinks.length - 1] !== sink && !sinks.includes(sink))) sinks.push(sink);
   }
 
   receive(element: Element): boolean {
     if (element.local === "r") {
-      this.sendAck();
+      // Answered at once (XEP-0198 §4): with what has left our memory, if not everything has yet.
+      const sent = this.acksSent;
+      this.closeBatch();
+      if (this.acksSent === sent) this.sendAck(this.lastAcked);
       return true;
     }
     // Acks for us (we send no stanzas on an incoming stream) and a second <enable/> are ignored.
@@ -188,8 +211,43 @@ export class SmInbound {
     return true;
   }
 
-  private sendAck(): void {
-    this.lastAcked = this.handledCount;
-    this.writer.send(el("a", { xmlns: NS.SM, h: String(this.handledCount) }));
+  /**
+   * What was handled so far becomes a batch, acknowledged once every sink it went to has flushed
+   * it and every earlier batch has been acknowledged (h only grows, and never covers a stanza
+   * still in our memory).
+   */
+  private closeBatch(): void {
+    const sinks = this.sinks;
+    if (sinks.length === 0) {
+      if (this.batches.length === 0) this.ackUpTo(this.handledCount);
+      else this.batches.push({ count: this.handledCount, waiting: 0 });
+      return;
+    }
+    this.sinks = [];
+    const batch: AckBatch = { count: this.handledCount, waiting: sinks.length };
+    this.batches.push(batch);
+    for (const sink of sinks) {
+      sink.afterFlush(() => {
+        batch.waiting--;
+        this.ackFlushed();
+      });
+    }
+  }
+
+  /** Acknowledges the leading batches whose sinks have all flushed. */
+  private ackFlushed(): void {
+    let count: number | undefined;
+    while (this.batches.length > 0 && this.batches[0]?.waiting === 0) count = this.batches.shift()?.count;
+    if (count !== undefined) this.ackUpTo(count);
+  }
+
+  private ackUpTo(count: number): void {
+    if (count !== this.lastAcked) this.sendAck(count);
+  }
+
+  private sendAck(count: number): void {
+    this.acksSent++;
+    this.lastAcked = count;
+    this.writer.send(el("a", { xmlns: NS.SM, h: String(count) }));
   }
 }

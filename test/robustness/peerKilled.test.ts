@@ -3,7 +3,9 @@
  * stanzas are queued and in flight. With XEP-0198 acks on the S2S stream, every stanza the sender
  * handed Ferry is delivered (once) or bounced to its sender with a remote-server error
  * (RFC 6120 §8.3.3) — counted one by one — and the link comes back by itself when the peer does.
- * Without the acks, the stanzas written to the socket just before the kill would vanish.
+ * Without the acks, the stanzas written to the socket just before the kill would vanish; and
+ * without B acknowledging only what has left its memory (receiverAcks.test.ts), so would those B
+ * had acknowledged while they still waited to be written to its component (seen on a loaded CI).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";

@@ -128,3 +128,55 @@ describe("SmInbound (a peer's stream to us)", () => {
     assert.match(w.sent.at(-1) ?? "", /^<failed xmlns='urn:xmpp:sm:3'><unexpected-request/);
   });
 });
+
+/** A component link as SmInbound sees it: flushes only when the test says so. */
+class HeldSink {
+  private waiting: (() => void)[] = [];
+  afterFlush(done: () => void): void {
+    this.waiting.push(done);
+  }
+  flush(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const done of waiting) done();
+  }
+}
+
+describe("SmInbound: an ack never covers a stanza still in our memory", () => {
+  it("acknowledges a burst handed to a sink only once the sink has flushed it", async () => {
+    const w = writer();
+    const inbound = new SmInbound(w);
+    const sink = new HeldSink();
+    for (let i = 0; i < 3; i++) {
+      inbound.dependOn(sink);
+      inbound.handled();
+    }
+    await Promise.resolve();
+    assert.deepEqual(w.sent.slice(1), [], "not acknowledged while the sink holds them");
+    inbound.receive(sm("r"));
+    assert.deepEqual(w.sent.slice(1), ["<a xmlns='urn:xmpp:sm:3' h='0'/>"], "<r/> answered at once, with 0");
+    sink.flush();
+    assert.equal(w.sent.at(-1), "<a xmlns='urn:xmpp:sm:3' h='3'/>");
+  });
+
+  it("keeps h in order when a later burst's sink flushes first", async () => {
+    const w = writer();
+    const inbound = new SmInbound(w);
+    const slow = new HeldSink();
+    const fast = new HeldSink();
+    inbound.dependOn(slow);
+    inbound.handled();
+    await Promise.resolve();
+    inbound.dependOn(fast);
+    inbound.handled();
+    inbound.handled();
+    await Promise.resolve();
+    // A stanza no sink holds (bounced, or queued for another server) behind them.
+    inbound.handled();
+    await Promise.resolve();
+    fast.flush();
+    assert.deepEqual(w.sent.slice(1), [], "the first burst is still held");
+    slow.flush();
+    assert.deepEqual(w.sent.slice(1), ["<a xmlns='urn:xmpp:sm:3' h='4'/>"], "one ack, covering all four");
+  });
+});
