@@ -219,8 +219,11 @@ export class SmInbound {
   private closeBatch(): void {
     const sinks = this.sinks;
     if (sinks.length === 0) {
-      if (this.batches.length === 0) this.ackUpTo(this.handledCount);
-      else this.batches.push({ count: this.handledCount, waiting: 0 });
+      // Nothing new to wait for: acknowledged now, or with the newest batch still waiting (which
+      // keeps the list from growing under a flood of <r/>).
+      const newest = this.batches.at(-1);
+      if (newest === undefined) this.ackUpTo(this.handledCount);
+      else newest.count = this.handledCount;
       return;
     }
     this.sinks = [];

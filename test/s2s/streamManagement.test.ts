@@ -179,4 +179,19 @@ describe("SmInbound: an ack never covers a stanza still in our memory", () => {
     slow.flush();
     assert.deepEqual(w.sent.slice(1), ["<a xmlns='urn:xmpp:sm:3' h='4'/>"], "one ack, covering all four");
   });
+
+  it("answers a flood of <r/> while a sink holds a burst without keeping anything per request", async () => {
+    const w = writer();
+    const inbound = new SmInbound(w);
+    const sink = new HeldSink();
+    inbound.dependOn(sink);
+    inbound.handled();
+    await Promise.resolve();
+    for (let i = 0; i < 10_000; i++) inbound.receive(sm("r"));
+    assert.equal(w.sent.length, 1 + 10_000, "each <r/> answered");
+    assert.equal(w.sent.at(-1), "<a xmlns='urn:xmpp:sm:3' h='0'/>");
+    assert.equal((inbound as unknown as { batches: unknown[] }).batches.length, 1, "one batch still waits");
+    sink.flush();
+    assert.equal(w.sent.at(-1), "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+  });
 });
