@@ -23,7 +23,8 @@ export async function openComponent(
 ): Promise<{ peer: WirePeer; streamId: string; header: string }> {
   const peer = await WirePeer.connect(port, host);
   peer.send(COMPONENT_HEADER(domain, extra));
-  const got = await peer.waitFor(/<stream:stream [^>]*>/);
+  // Generous: a real peer on a busy machine can take seconds to answer (only a failure waits it out).
+  const got = await peer.waitFor(/<stream:stream [^>]*>/, 15_000);
   const header = /<stream:stream [^>]*>/.exec(got)?.[0] ?? "";
   const streamId = / id=['"]([^'"]+)['"]/.exec(header)?.[1];
   if (streamId === undefined) throw new Error(`no stream id in ${header}`);
@@ -40,7 +41,7 @@ export async function connectComponent(
 ): Promise<WirePeer> {
   const { peer, streamId } = await openComponent(port, domain, extra, host);
   peer.send(`<handshake>${digest(streamId, secret)}</handshake>`);
-  await peer.waitFor(/<handshake\/>/);
+  await peer.waitFor(/<handshake\/>/, 15_000);
   // Keep what came after the handshake reply (stanzas may follow it in the same segment).
   peer.received = peer.received.slice(peer.received.indexOf("<handshake/>") + "<handshake/>".length);
   return peer;

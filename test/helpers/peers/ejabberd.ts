@@ -145,10 +145,11 @@ export async function startEjabberd(options: EjabberdOptions): Promise<EjabberdP
   };
   try {
     // ejabberd binds its listeners early but accepts only once started (a connection would sit in
-    // the backlog, and a SIGTERM then crashes Mnesia mid-start-up): wait for its own word.
+    // the backlog, and a SIGTERM then crashes Mnesia mid-start-up): wait for its own word. It took
+    // over 20 s on a 2-core machine with every core busy, hence the long limit.
     for (const port of [s2sPort, componentPort])
       if (port !== undefined)
-        await waitForLog(logFile, `Start accepting TCP connections at ${address}:${port} `, 20_000, proc);
+        await waitForLog(logFile, `Start accepting TCP connections at ${address}:${port} `, 60_000, proc);
   } catch (err) {
     await stop(1000);
     throw err;

@@ -145,7 +145,7 @@ export async function startProsody(options: ProsodyOptions): Promise<ProsodyPeer
     // Prosody keeps running when it cannot bind a port; its log says which ports it did bind.
     for (const [service, port] of Object.entries(services))
       if (port !== undefined)
-        await waitForLog(logFile, `Activated service '${service}' on [${address}]:${port}`, 15_000, proc);
+        await waitForLog(logFile, `Activated service '${service}' on [${address}]:${port}`, 45_000, proc);
   } catch (err) {
     await proc.stop(1000);
     throw err;
