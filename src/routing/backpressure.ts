@@ -1,8 +1,10 @@
 /**
- * Flow control from a congested outgoing link back to whoever feeds it (issue 9: a burst must be
- * slowed down, not bounced). Stanzas are routed synchronously, so the stream a stanza came in on is
- * known while it is routed; a queue above its high-water mark holds that stream's reading until it
- * has drained. Plain TCP flow control then slows the sender, as Prosody and ejabberd do.
+ * Flow control from a congested outgoing link or component back to whoever feeds it (issue 9: a
+ * burst must be slowed down, not bounced). Stanzas are routed synchronously, so the stream a stanza
+ * came in on is known while it is routed; a queue above its high-water mark holds that stream's
+ * reading until it has drained. Plain TCP flow control then slows the sender, as Prosody and
+ * ejabberd do. The same knowledge lets an incoming stream's XEP-0198 acks wait for the stanzas it
+ * handed on to leave the process (handedTo).
  */
 export interface Pausable {
   /** Stops reading; reading resumes once every returned release has been called. */
@@ -50,11 +52,6 @@ export function leaveSource(previous: Pausable | undefined): void {
  */
 export function handedTo(sink: Flushable): void {
   current?.handedTo?.(sink);
-}
-
-/** The stream whose stanza is being routed now, if any. */
-export function currentSource(): Pausable | undefined {
-  return current;
 }
 
 /** Holds the stream whose stanza is being routed now, once; returns the updated holds. */
