@@ -31,6 +31,7 @@ import { StanzaRouter } from "./routing/stanzaRouter.js";
 import { handshakeMatches } from "./xmpp/handshake.js";
 import { provideS2sIn } from "./s2s/incoming.js";
 import { OutgoingLinks, provideS2sOut } from "./s2s/outgoing.js";
+import { DEFAULT_BUFFER_LIMITS } from "./s2s/outboundBuffer.js";
 import { warmUpLinks } from "./s2s/warmUp.js";
 import { federationPolicy } from "./s2s/policy.js";
 import { loadTrust, type Trust } from "./s2s/trust.js";
@@ -323,6 +324,10 @@ export async function startServer(
     s2sOut,
     trust,
     counters,
+    limits: {
+      ...DEFAULT_BUFFER_LIMITS,
+      maxStanzas: config.general.max_fsm_queue ?? DEFAULT_BUFFER_LIMITS.maxStanzas,
+    },
     onRefused: (local, remote, text) => {
       linkHistory.refused(local, remote, text);
     },

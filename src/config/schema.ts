@@ -269,9 +269,13 @@ const general = table({
     "Log level: MongooseIM's names, or CommuniGate Pro's (`problems` = warning, `major` = info, " +
       "`low-level` = debug, `all-info` = everything).",
   ),
-  max_fsm_queue: doc(positiveInt().optional(), "Default for `listen.service.max_fsm_queue`.", {
-    docDefault: "not set (no limit)",
-  }),
+  max_fsm_queue: doc(
+    positiveInt().optional(),
+    "Default for `listen.service.max_fsm_queue`. Ferry also bounds each outgoing S2S queue (one per " +
+      "local and remote domain) with it: stanzas beyond it, or beyond 16 MiB, are bounced with " +
+      "`resource-constraint`; when not set, an outgoing queue holds up to 10,000.",
+    { docDefault: "not set (components: no limit; outgoing S2S queues: 10,000)" },
+  ),
   shutdown_timeout: doc(
     positiveInt().default(5000),
     "Ferry: on SIGTERM/SIGINT, how long (ms) streams get to deliver or bounce what they hold and close " +
